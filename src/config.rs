@@ -1,0 +1,835 @@
+//! Configs: what to train, as typed TOML, validated before any work starts.
+//!
+//! A config names the model (`[model]`), the optimiser and run length (`[train]`), the data
+//! distribution shared by all instances (`[data]`), and how instances differ: a `[sweep]` (the
+//! product of its axes, times `restarts`) or an explicit list of `[[instance]]` tables.
+//! [`TrainConfig::resolve`] turns it into one [`InstanceSpec`] per trained model.
+//!
+//! ```toml
+//! name = "my-run"
+//! [model]
+//! kind = "relu-output"        # linear | relu-output | relu-hidden | abs
+//! features = 5
+//! hidden = 2
+//! [train]
+//! steps = 10000
+//! [data]
+//! importance = { decay = 0.9 }   # I_i = 0.9^i; or a number, or a list with one per feature
+//! [sweep]
+//! feature_probability = { from = 1.0, to = 0.05, count = 10 }   # log-spaced, or a list
+//! ```
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use crate::model::{ModelKind, Shape, ROW_CHUNK};
+
+/// A config that failed to parse or validate. Display gives one line naming the field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// Where: `file:line:column` when known.
+    pub location: Option<String>,
+    /// The field, as a dotted path (`train.steps`, `sweep.feature_probability[3]`).
+    pub field: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            location: None,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(loc) = &self.location {
+            write!(f, "{loc}: ")?;
+        }
+        if self.field.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "`{}`: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Learning-rate schedule, as a factor on `lr` at each step (the notebook's three).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// 1.
+    #[default]
+    Constant,
+    /// 1 - step / steps.
+    Linear,
+    /// cos(π/2 · step / (steps - 1)).
+    Cosine,
+}
+
+impl Schedule {
+    /// Factor on the learning rate at `step` (0-based) of `steps`.
+    pub fn factor(self, step: u64, steps: u64) -> f64 {
+        match self {
+            Schedule::Constant => 1.0,
+            Schedule::Linear => 1.0 - step as f64 / steps as f64,
+            Schedule::Cosine => {
+                let denom = steps.saturating_sub(1).max(1) as f64;
+                (0.5 * std::f64::consts::PI * step as f64 / denom).cos()
+            }
+        }
+    }
+}
+
+/// How `W` is initialised (Xavier normal, std = sqrt(2 / (fan_in + fan_out)); b = 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum InitScheme {
+    /// As the notebook's `xavier_normal_` on the 3-D `[instances, n, m]` tensor: fan_in = n·m,
+    /// fan_out = instances·m, so std = sqrt(2 / (m (n + instances))). Faithful, but the scale
+    /// depends on how many instances the config has (not on which of them are trained).
+    #[default]
+    Notebook,
+    /// Per instance, as a 2-D `[n, m]` matrix: std = sqrt(2 / (n + m)).
+    PerInstance,
+}
+
+/// `[model]`: architecture and sizes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// `linear`, `relu-output`, `relu-hidden` or `abs`.
+    pub kind: ModelKind,
+    /// Number of features n.
+    pub features: usize,
+    /// Number of hidden dimensions m.
+    pub hidden: usize,
+}
+
+/// `[train]`: optimiser (AdamW, the notebook's defaults), run length, seed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSettings {
+    /// Optimiser steps (one fresh batch each).
+    pub steps: u64,
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Decoupled weight decay (PyTorch AdamW default 0.01).
+    pub weight_decay: f64,
+    /// Adam β₁.
+    pub beta1: f64,
+    /// Adam β₂.
+    pub beta2: f64,
+    /// Adam ε.
+    pub eps: f64,
+    /// Seed of every random stream (instance `k` uses streams derived from `(seed, k)`).
+    pub seed: u64,
+    /// Initialisation convention.
+    pub init: InitScheme,
+    /// Number of points of the loss curve kept in `loss.csv`.
+    pub log_points: u64,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            steps: 10_000,
+            batch_size: 1024,
+            lr: 1e-3,
+            schedule: Schedule::Constant,
+            weight_decay: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            seed: 0,
+            init: InitScheme::Notebook,
+            log_points: 200,
+        }
+    }
+}
+
+/// A value for every feature: one number for all, or a list with one per feature.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PerFeature {
+    /// The same value for every feature.
+    All(f64),
+    /// One value per feature.
+    Each(Vec<f64>),
+}
+
+/// Feature importances: a number, a list, or a geometric decay I_i = decay^i.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ImportanceSpec {
+    /// The same importance for every feature.
+    All(f64),
+    /// One importance per feature.
+    Each(Vec<f64>),
+    /// I_i = decay^i, i = 0..n.
+    Decay {
+        /// The ratio between consecutive features' importances.
+        decay: f64,
+    },
+}
+
+/// `[data]`: the distribution every instance starts from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Probability p = 1 - S that a feature is non-zero.
+    pub feature_probability: PerFeature,
+    /// Importance I_i of each feature in the loss.
+    pub importance: ImportanceSpec,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            feature_probability: PerFeature::All(1.0),
+            importance: ImportanceSpec::All(1.0),
+        }
+    }
+}
+
+/// A sweep axis: explicit values, or `count` log-spaced values from `from` to `to`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Axis {
+    /// Explicit values.
+    Values(Vec<f64>),
+    /// `from * (to / from)^(t / (count - 1))`, t = 0..count (e.g. the notebook's 20^-linspace).
+    LogRange {
+        /// First value.
+        from: f64,
+        /// Last value.
+        to: f64,
+        /// Number of values.
+        count: usize,
+    },
+}
+
+impl Axis {
+    /// The axis's values (not yet validated).
+    pub fn values(&self) -> Vec<f64> {
+        match self {
+            Axis::Values(v) => v.clone(),
+            Axis::LogRange { from, to, count } => (0..*count)
+                .map(|t| {
+                    if *count <= 1 {
+                        *from
+                    } else {
+                        from * (to / from).powf(t as f64 / (*count - 1) as f64)
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn validate(&self, field: &str) -> Result<(), ConfigError> {
+        match self {
+            Axis::Values(v) if v.is_empty() => {
+                Err(ConfigError::new(field, "needs at least one value"))
+            }
+            Axis::LogRange { from, to, count } => {
+                if *count == 0 {
+                    return Err(ConfigError::new(
+                        format!("{field}.count"),
+                        "must be at least 1",
+                    ));
+                }
+                for (name, v) in [("from", from), ("to", to)] {
+                    if !(v.is_finite() && *v > 0.0) {
+                        return Err(ConfigError::new(
+                            format!("{field}.{name}"),
+                            format!("{v} is not allowed: a log-spaced range needs values > 0"),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A sweep over the importance of one feature (the phase-diagram axis).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureImportanceAxis {
+    /// Index of the feature whose importance is swept (0-based).
+    pub feature: usize,
+    /// Its importances.
+    pub values: Axis,
+}
+
+/// `[sweep]`: instances are the product of the given axes (outermost first: feature
+/// importance, importance decay, feature probability or sparsity), each repeated `restarts`
+/// times with its own random streams.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    /// Importance of one feature, overriding `[data]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_importance: Option<FeatureImportanceAxis>,
+    /// Decay d of I_i = d^i, overriding `[data].importance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub importance_decay: Option<Axis>,
+    /// Feature probability p (all features), overriding `[data]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_probability: Option<Axis>,
+    /// Sparsity S = 1 - p (all features); the alternative to `feature_probability`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparsity: Option<Axis>,
+    /// Independent restarts (seeds) per sweep point.
+    #[serde(default = "one_usize")]
+    pub restarts: usize,
+}
+
+fn one_usize() -> usize {
+    1
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        SweepConfig {
+            feature_importance: None,
+            importance_decay: None,
+            feature_probability: None,
+            sparsity: None,
+            restarts: 1,
+        }
+    }
+}
+
+/// One `[[instance]]` table: overrides of `[data]` for one instance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceConfig {
+    /// Feature probability of this instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_probability: Option<PerFeature>,
+    /// Importances of this instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub importance: Option<ImportanceSpec>,
+}
+
+/// A whole training config (the content of `config.toml`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Name of the run (used for the default output folder).
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Model architecture and sizes.
+    pub model: ModelConfig,
+    /// Optimiser and run length.
+    #[serde(default)]
+    pub train: TrainSettings,
+    /// Data distribution shared by all instances.
+    #[serde(default)]
+    pub data: DataConfig,
+    /// How instances differ, as a product of axes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepConfig>,
+    /// How instances differ, one table each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", rename = "instance")]
+    pub instances: Vec<InstanceConfig>,
+}
+
+fn default_name() -> String {
+    "custom".into()
+}
+
+/// Everything that distinguishes one trained instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceSpec {
+    /// Position in the config's list of instances (also selects its random streams).
+    pub index: usize,
+    /// Restart number within its sweep point.
+    pub restart: usize,
+    /// p_i per feature.
+    pub feature_probability: Vec<f32>,
+    /// I_i per feature.
+    pub importance: Vec<f32>,
+}
+
+/// Refuse runs whose buffers would not fit comfortably in memory.
+pub const MAX_TRAINING_BYTES: u64 = 16 << 30;
+
+impl TrainConfig {
+    /// Parse TOML text; `origin` (a file name) prefixes error locations.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| toml_error(text, origin, &e))
+    }
+
+    /// The config as TOML (round-trips through [`TrainConfig::from_toml`] exactly).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a TrainConfig always serialises to TOML")
+    }
+
+    /// The model's sizes.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            kind: self.model.kind,
+            features: self.model.features,
+            hidden: self.model.hidden,
+        }
+    }
+
+    /// Validate every field and expand the instances.
+    pub fn resolve(&self) -> Result<Vec<InstanceSpec>, ConfigError> {
+        self.validate_scalars()?;
+        let n = self.model.features;
+        let base_p = per_feature(
+            &self.data.feature_probability,
+            n,
+            "data.feature_probability",
+        )?;
+        check_probabilities(&base_p, "data.feature_probability")?;
+        let base_imp = importance(&self.data.importance, n, "data.importance")?;
+
+        let mut specs = Vec::new();
+        if let Some(sweep) = &self.sweep {
+            if !self.instances.is_empty() {
+                return Err(ConfigError::new(
+                    "instance",
+                    "give either a [sweep] or [[instance]] tables, not both",
+                ));
+            }
+            specs = self.expand_sweep(sweep, &base_p, &base_imp)?;
+        } else if !self.instances.is_empty() {
+            for (k, inst) in self.instances.iter().enumerate() {
+                let field = format!("instance[{k}]");
+                let p = match &inst.feature_probability {
+                    Some(v) => per_feature(v, n, &format!("{field}.feature_probability"))?,
+                    None => base_p.clone(),
+                };
+                check_probabilities(&p, &format!("{field}.feature_probability"))?;
+                let imp = match &inst.importance {
+                    Some(v) => importance(v, n, &format!("{field}.importance"))?,
+                    None => base_imp.clone(),
+                };
+                specs.push(instance(k, 0, &p, &imp));
+            }
+        } else {
+            specs.push(instance(0, 0, &base_p, &base_imp));
+        }
+        self.check_memory(specs.len())?;
+        Ok(specs)
+    }
+
+    fn validate_scalars(&self) -> Result<(), ConfigError> {
+        let m = &self.model;
+        if m.features == 0 || m.features > 1_000_000 {
+            return Err(ConfigError::new(
+                "model.features",
+                format!("{} is out of range: allowed 1 to 1000000", m.features),
+            ));
+        }
+        if m.hidden == 0 || m.hidden > 100_000 {
+            return Err(ConfigError::new(
+                "model.hidden",
+                format!("{} is out of range: allowed 1 to 100000", m.hidden),
+            ));
+        }
+        let t = &self.train;
+        if t.steps == 0 {
+            return Err(ConfigError::new(
+                "train.steps",
+                "0 is out of range: must be at least 1",
+            ));
+        }
+        if t.batch_size == 0 || t.batch_size > 1 << 24 {
+            return Err(ConfigError::new(
+                "train.batch_size",
+                format!("{} is out of range: allowed 1 to 16777216", t.batch_size),
+            ));
+        }
+        if t.log_points == 0 {
+            return Err(ConfigError::new(
+                "train.log_points",
+                "0 is out of range: must be at least 1",
+            ));
+        }
+        positive_finite(t.lr, "train.lr")?;
+        positive_finite(t.eps, "train.eps")?;
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+            return Err(ConfigError::new(
+                "train.weight_decay",
+                format!(
+                    "{} is out of range: must be a finite number >= 0",
+                    t.weight_decay
+                ),
+            ));
+        }
+        for (name, b) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(ConfigError::new(
+                    name,
+                    format!("{b} is out of range: allowed [0, 1)"),
+                ));
+            }
+        }
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || self.name.starts_with('.')
+        {
+            return Err(ConfigError::new(
+                "name",
+                format!(
+                    "{:?} is not allowed: use letters, digits, '-', '_' and '.' (not first)",
+                    self.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn expand_sweep(
+        &self,
+        sweep: &SweepConfig,
+        base_p: &[f64],
+        base_imp: &[f64],
+    ) -> Result<Vec<InstanceSpec>, ConfigError> {
+        let n = self.model.features;
+        if sweep.restarts == 0 || sweep.restarts > 100_000 {
+            return Err(ConfigError::new(
+                "sweep.restarts",
+                format!("{} is out of range: allowed 1 to 100000", sweep.restarts),
+            ));
+        }
+        // Importance of one feature.
+        let feature_imp: Vec<Option<(usize, f64)>> = match &sweep.feature_importance {
+            None => vec![None],
+            Some(ax) => {
+                if ax.feature >= n {
+                    return Err(ConfigError::new(
+                        "sweep.feature_importance.feature",
+                        format!(
+                            "{} is out of range: features are numbered 0 to {}",
+                            ax.feature,
+                            n - 1
+                        ),
+                    ));
+                }
+                ax.values.validate("sweep.feature_importance.values")?;
+                let vals = ax.values.values();
+                check_nonnegative(&vals, "sweep.feature_importance.values")?;
+                vals.into_iter().map(|v| Some((ax.feature, v))).collect()
+            }
+        };
+        let decays: Vec<Option<f64>> = match &sweep.importance_decay {
+            None => vec![None],
+            Some(ax) => {
+                ax.validate("sweep.importance_decay")?;
+                let vals = ax.values();
+                check_nonnegative(&vals, "sweep.importance_decay")?;
+                vals.into_iter().map(Some).collect()
+            }
+        };
+        let probs: Vec<Option<f64>> = match (&sweep.feature_probability, &sweep.sparsity) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "sweep.sparsity",
+                    "give either sweep.feature_probability or sweep.sparsity, not both",
+                ))
+            }
+            (Some(ax), None) => {
+                ax.validate("sweep.feature_probability")?;
+                let vals = ax.values();
+                check_probabilities(&vals, "sweep.feature_probability")?;
+                vals.into_iter().map(Some).collect()
+            }
+            (None, Some(ax)) => {
+                ax.validate("sweep.sparsity")?;
+                let vals = ax.values();
+                check_probabilities(&vals, "sweep.sparsity")?;
+                vals.into_iter().map(|s| Some(1.0 - s)).collect()
+            }
+            (None, None) => vec![None],
+        };
+        let total = feature_imp.len() as u64
+            * decays.len() as u64
+            * probs.len() as u64
+            * sweep.restarts as u64;
+        if total > 10_000_000 {
+            return Err(ConfigError::new(
+                "sweep",
+                format!("{total} instances is too many: at most 10000000"),
+            ));
+        }
+        let mut specs = Vec::with_capacity(total as usize);
+        for fi in &feature_imp {
+            for decay in &decays {
+                for p in &probs {
+                    let mut imp = match decay {
+                        Some(d) => (0..n).map(|i| d.powi(i as i32)).collect(),
+                        None => base_imp.to_vec(),
+                    };
+                    if let Some((f, v)) = fi {
+                        imp[*f] = *v;
+                    }
+                    let prob = match p {
+                        Some(p) => vec![*p; n],
+                        None => base_p.to_vec(),
+                    };
+                    for restart in 0..sweep.restarts {
+                        specs.push(instance(specs.len(), restart, &prob, &imp));
+                    }
+                }
+            }
+        }
+        Ok(specs)
+    }
+
+    /// Bytes the training buffers will take (parameters, gradients, two Adam moments, workspace).
+    pub fn estimated_bytes(&self, instances: usize) -> u64 {
+        let shape = self.shape();
+        let per_instance = 4 * shape.param_len() as u64
+            + (shape.features + 2 * shape.hidden + 2) as u64 * ROW_CHUNK as u64
+            + 2 * shape.features as u64;
+        let log = self.train.log_points.min(self.train.steps);
+        (per_instance * 4 + log * 4) * instances as u64
+    }
+
+    fn check_memory(&self, instances: usize) -> Result<(), ConfigError> {
+        let bytes = self.estimated_bytes(instances);
+        if bytes > MAX_TRAINING_BYTES {
+            return Err(ConfigError::new(
+                "",
+                format!(
+                    "this run needs about {:.1} GiB for {instances} instances of n={}, m={}; \
+                     the limit is {} GiB: use fewer instances or smaller models",
+                    bytes as f64 / (1u64 << 30) as f64,
+                    self.model.features,
+                    self.model.hidden,
+                    MAX_TRAINING_BYTES >> 30
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn instance(index: usize, restart: usize, p: &[f64], imp: &[f64]) -> InstanceSpec {
+    InstanceSpec {
+        index,
+        restart,
+        feature_probability: p.iter().map(|&v| v as f32).collect(),
+        importance: imp.iter().map(|&v| v as f32).collect(),
+    }
+}
+
+fn per_feature(v: &PerFeature, n: usize, field: &str) -> Result<Vec<f64>, ConfigError> {
+    match v {
+        PerFeature::All(x) => Ok(vec![*x; n]),
+        PerFeature::Each(list) if list.len() == n => Ok(list.clone()),
+        PerFeature::Each(list) => Err(ConfigError::new(
+            field,
+            format!(
+                "has {} values but the model has {n} features: give one number or {n} values",
+                list.len()
+            ),
+        )),
+    }
+}
+
+fn importance(v: &ImportanceSpec, n: usize, field: &str) -> Result<Vec<f64>, ConfigError> {
+    let values = match v {
+        ImportanceSpec::All(x) => vec![*x; n],
+        ImportanceSpec::Each(list) => per_feature(&PerFeature::Each(list.clone()), n, field)?,
+        ImportanceSpec::Decay { decay } => {
+            if !(decay.is_finite() && *decay > 0.0) {
+                return Err(ConfigError::new(
+                    format!("{field}.decay"),
+                    format!("{decay} is out of range: must be a finite number > 0"),
+                ));
+            }
+            (0..n).map(|i| decay.powi(i as i32)).collect()
+        }
+    };
+    check_nonnegative(&values, field)?;
+    Ok(values)
+}
+
+fn check_probabilities(values: &[f64], field: &str) -> Result<(), ConfigError> {
+    for (i, v) in values.iter().enumerate() {
+        if !(0.0..=1.0).contains(v) {
+            return Err(ConfigError::new(
+                format!("{field}[{i}]"),
+                format!("{v} is out of range: a probability must be in [0, 1]"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_nonnegative(values: &[f64], field: &str) -> Result<(), ConfigError> {
+    for (i, v) in values.iter().enumerate() {
+        if !(v.is_finite() && *v >= 0.0 && *v <= 1e12) {
+            return Err(ConfigError::new(
+                format!("{field}[{i}]"),
+                format!("{v} is out of range: must be a finite number in [0, 1e12]"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn positive_finite(v: f64, field: &str) -> Result<(), ConfigError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            field,
+            format!("{v} is out of range: must be a finite number > 0"),
+        ))
+    }
+}
+
+/// Turn a TOML error into one line: `file:line:col: `key`: message`.
+fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim().replace('\n', " ");
+    let (location, field) = match e.span() {
+        Some(span) => {
+            let start = span.start.min(text.len());
+            let before = &text[..start];
+            let line = before.matches('\n').count() + 1;
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let col = before[line_start..].chars().count() + 1;
+            let line_text = text[line_start..].lines().next().unwrap_or("");
+            let key = line_text
+                .split_once('=')
+                .map(|(k, _)| k.trim().trim_matches('"').to_string())
+                .unwrap_or_default();
+            (Some(format!("{origin}:{line}:{col}")), key)
+        }
+        None => (Some(origin.to_string()), String::new()),
+    };
+    ConfigError {
+        location,
+        field,
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INTRO_LIKE: &str = r#"
+name = "t"
+[model]
+kind = "relu-output"
+features = 5
+hidden = 2
+[data]
+importance = { decay = 0.9 }
+[sweep]
+feature_probability = { from = 1.0, to = 0.05, count = 10 }
+"#;
+
+    #[test]
+    fn log_range_matches_the_notebook_sweep() {
+        let cfg = TrainConfig::from_toml(INTRO_LIKE, "t.toml").unwrap();
+        let specs = cfg.resolve().unwrap();
+        assert_eq!(specs.len(), 10);
+        let expect = [
+            1.0, 0.7169, 0.5139, 0.3684, 0.2641, 0.1893, 0.1357, 0.0973, 0.0697, 0.05,
+        ];
+        for (s, e) in specs.iter().zip(expect) {
+            assert!((s.feature_probability[0] - e).abs() < 1e-4);
+            assert_eq!(s.feature_probability.len(), 5);
+            assert!((s.importance[4] - 0.6561).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn config_round_trips_through_toml() {
+        let cfg = TrainConfig::from_toml(INTRO_LIKE, "t.toml").unwrap();
+        let again = TrainConfig::from_toml(&cfg.to_toml(), "again").unwrap();
+        assert_eq!(cfg, again);
+    }
+
+    #[test]
+    fn sweep_product_order_and_restarts() {
+        let text = r#"
+[model]
+kind = "relu-output"
+features = 2
+hidden = 1
+[sweep]
+feature_importance = { feature = 1, values = [0.5, 2.0] }
+sparsity = [0.0, 0.9]
+restarts = 3
+"#;
+        let specs = TrainConfig::from_toml(text, "x")
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(specs.len(), 12);
+        assert_eq!(specs[0].importance, vec![1.0, 0.5]);
+        assert_eq!(specs[3].feature_probability, vec![0.1f32 as f64 as f32; 2]);
+        assert_eq!(specs[5].restart, 2);
+        assert_eq!(specs[6].importance, vec![1.0, 2.0]);
+        assert!(specs.iter().enumerate().all(|(k, s)| s.index == k));
+    }
+
+    fn err(text: &str) -> String {
+        match TrainConfig::from_toml(text, "c.toml").and_then(|c| c.resolve().map(|_| c)) {
+            Ok(_) => panic!("config was accepted:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn bad_values_name_the_field_and_the_range() {
+        let base = "[model]\nkind = \"relu-output\"\nfeatures = 5\nhidden = 2\n";
+        let e = err(&format!("{base}[data]\nfeature_probability = 1.5\n"));
+        assert!(
+            e.contains("data.feature_probability[0]") && e.contains("[0, 1]"),
+            "{e}"
+        );
+        let e = err("[model]\nkind = \"relu-output\"\nfeatures = 0\nhidden = 2\n");
+        assert!(e.contains("model.features") && e.contains("1 to"), "{e}");
+        let e = err(&format!("{base}[train]\nsteps = 0\n"));
+        assert!(e.contains("train.steps"), "{e}");
+        let e = err(&format!("{base}[train]\nstepz = 10\n"));
+        assert!(e.contains("c.toml:6:1") && e.contains("stepz"), "{e}");
+        let e = err(&format!("{base}[train]\nsteps = \"many\"\n"));
+        assert!(e.contains("c.toml:6:9") && e.contains("`steps`"), "{e}");
+        let e = err("[model]\nkind = \"cnn\"\nfeatures = 5\nhidden = 2\n");
+        assert!(e.contains("kind") && e.contains("relu-output"), "{e}");
+        let e = err(&format!("{base}[data]\nimportance = [1.0, 2.0]\n"));
+        assert!(e.contains("2 values") && e.contains("5 features"), "{e}");
+        let e = err(&format!("{base}[sweep]\nsparsity = [0.5, -0.1]\n"));
+        assert!(e.contains("sweep.sparsity[1]"), "{e}");
+        let e = err(&format!("{base}[train]\nbeta2 = 1.0\n"));
+        assert!(e.contains("train.beta2"), "{e}");
+        let e = err("[model]\nkind = \"relu-output\"\nfeatures = 100000\nhidden = 100000\n[sweep]\nrestarts = 100\n");
+        assert!(e.contains("GiB"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn schedules_follow_the_notebook() {
+        assert_eq!(Schedule::Constant.factor(5, 10), 1.0);
+        assert_eq!(Schedule::Linear.factor(5, 10), 0.5);
+        assert!((Schedule::Cosine.factor(9, 10)).abs() < 1e-12);
+        assert_eq!(Schedule::Cosine.factor(0, 10), 1.0);
+    }
+}

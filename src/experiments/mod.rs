@@ -1,0 +1,76 @@
+//! The paper's experiments, as a registry on top of the pipeline.
+//!
+//! Each experiment is one file that gives its config (the paper's settings), its figures, and
+//! its verdict: the paper's "reproduced when", checked against the trained weights with the
+//! measured numbers recorded.
+
+pub mod intro;
+
+use crate::analysis::Verdict;
+use crate::config::TrainConfig;
+use crate::output::plots::Figure;
+use crate::pipeline::{train_run, RunResult};
+use crate::train::Progress;
+
+/// Options a user can set on any experiment.
+#[derive(Clone, Debug, Default)]
+pub struct ExperimentOptions {
+    /// Seed of every random stream (default 0).
+    pub seed: Option<u64>,
+    /// Restarts per sweep point; figures and verdicts use the lowest-loss one (default 1).
+    pub restarts: Option<usize>,
+}
+
+/// A paper experiment.
+pub struct Experiment {
+    /// Name on the command line.
+    pub name: &'static str,
+    /// Where it is in the paper.
+    pub section: &'static str,
+    /// One line: what it shows.
+    pub summary: &'static str,
+    /// The paper's result, as the report states it.
+    pub claim: &'static str,
+    /// The settings.
+    pub config: fn(&ExperimentOptions) -> TrainConfig,
+    /// Figures of a finished run.
+    pub figures: fn(&RunResult) -> Vec<(String, Figure)>,
+    /// The paper's result, checked.
+    pub verdict: fn(&RunResult) -> Verdict,
+}
+
+/// Every registered experiment, in paper order.
+pub fn registry() -> &'static [Experiment] {
+    static REGISTRY: [Experiment; 1] = [intro::EXPERIMENT];
+    &REGISTRY
+}
+
+/// The experiment called `name`.
+pub fn find(name: &str) -> Option<&'static Experiment> {
+    registry().iter().find(|e| e.name == name)
+}
+
+/// Names of every experiment, comma-separated (for error messages).
+pub fn names() -> String {
+    registry()
+        .iter()
+        .map(|e| e.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Experiment {
+    /// Train, analyse, draw and judge.
+    pub fn run(
+        &self,
+        options: &ExperimentOptions,
+        threads: Option<usize>,
+        progress: &mut dyn Progress,
+    ) -> anyhow::Result<RunResult> {
+        let config = (self.config)(options);
+        let mut run = train_run(self.name, &config, threads, progress)?;
+        run.figures = (self.figures)(&run);
+        run.verdict = Some((self.verdict)(&run));
+        Ok(run)
+    }
+}

@@ -1,0 +1,438 @@
+//! Figures, drawn once and written as both SVG and PNG.
+//!
+//! A [`Figure`] is plain data (what to draw); [`render_svg`] and [`render_png`] draw it with
+//! plotters. PNG text uses the DejaVu Sans font bundled in `assets/`, so figures look the same
+//! on a machine without desktop fonts.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+/// One panel of arrows from the origin (features in a 2-D hidden space).
+#[derive(Clone, Debug)]
+pub struct ArrowPanel {
+    /// Panel title.
+    pub title: String,
+    /// One 2-D vector per feature.
+    pub vectors: Vec<[f64; 2]>,
+    /// Colour value per feature in [0, 1] (importance relative to the largest).
+    pub shade: Vec<f64>,
+}
+
+/// One panel of feature-norm bars coloured by interference.
+#[derive(Clone, Debug)]
+pub struct BarPanel {
+    /// Panel title.
+    pub title: String,
+    /// ‖W_i‖ per feature.
+    pub norms: Vec<f64>,
+    /// Σ_{j≠i}(Ŵ_i·W_j)² per feature (colour; clamped to [0, 1]).
+    pub interference: Vec<f64>,
+}
+
+/// One panel of WᵀW with the bias as an extra column.
+#[derive(Clone, Debug)]
+pub struct GramPanel {
+    /// Panel title.
+    pub title: String,
+    /// n x n, row-major.
+    pub gram: Vec<f64>,
+    /// Bias per feature (drawn as the last column), if known.
+    pub bias: Option<Vec<f64>>,
+}
+
+/// What to draw.
+#[derive(Clone, Debug)]
+pub enum Figure {
+    /// Feature directions in the plane (m = 2), one panel per instance.
+    FeatureArrows {
+        /// Panels, in order.
+        panels: Vec<ArrowPanel>,
+        /// Panels per row.
+        columns: usize,
+    },
+    /// Norm bars coloured by interference, one panel per instance.
+    NormBars {
+        /// Panels, in order.
+        panels: Vec<BarPanel>,
+        /// Panels per row.
+        columns: usize,
+    },
+    /// WᵀW heatmaps (and b), one panel per instance.
+    GramHeatmaps {
+        /// Panels, in order.
+        panels: Vec<GramPanel>,
+        /// Panels per row.
+        columns: usize,
+    },
+    /// Training loss against step, log scale, one line per instance.
+    LossCurves {
+        /// x values.
+        steps: Vec<u64>,
+        /// (label, y values) per line.
+        series: Vec<(String, Vec<f64>)>,
+    },
+}
+
+impl Figure {
+    /// Pixel size of the figure.
+    pub fn size(&self) -> (u32, u32) {
+        let grid = |count: usize, columns: usize, w: u32, h: u32| {
+            let cols = columns.clamp(1, count.max(1));
+            let rows = count.div_ceil(cols).max(1);
+            (w * cols as u32, h * rows as u32)
+        };
+        match self {
+            Figure::FeatureArrows { panels, columns } => grid(panels.len(), *columns, 240, 260),
+            Figure::NormBars { panels, columns } => grid(panels.len(), *columns, 320, 240),
+            Figure::GramHeatmaps { panels, columns } => grid(panels.len(), *columns, 280, 300),
+            Figure::LossCurves { .. } => (800, 480),
+        }
+    }
+}
+
+/// Perceptually uniform dark-blue → yellow scale (viridis anchor colours), `t` in [0, 1].
+pub fn viridis(t: f64) -> RGBColor {
+    const ANCHORS: [(u8, u8, u8); 5] = [
+        (68, 1, 84),
+        (59, 82, 139),
+        (33, 145, 140),
+        (94, 201, 98),
+        (253, 231, 37),
+    ];
+    interpolate(&ANCHORS, t)
+}
+
+/// Diverging blue → light grey → red scale for values in [-1, 1].
+pub fn diverging(v: f64) -> RGBColor {
+    const ANCHORS: [(u8, u8, u8); 3] = [(59, 76, 192), (221, 221, 221), (180, 4, 38)];
+    interpolate(&ANCHORS, (v.clamp(-1.0, 1.0) + 1.0) / 2.0)
+}
+
+fn interpolate(anchors: &[(u8, u8, u8)], t: f64) -> RGBColor {
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let x = t * (anchors.len() - 1) as f64;
+    let k = (x.floor() as usize).min(anchors.len() - 2);
+    let f = x - k as f64;
+    let mix = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * f).round() as u8;
+    let (a, b) = (anchors[k], anchors[k + 1]);
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+static FONT: Once = Once::new();
+
+fn ensure_font() {
+    FONT.call_once(|| {
+        // The bundled font is a valid TTF; a failure here would be a packaging bug.
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            include_bytes!("../../assets/DejaVuSans.ttf"),
+        );
+    });
+}
+
+/// Draw `figure` as an SVG document.
+pub fn render_svg(figure: &Figure) -> anyhow::Result<String> {
+    ensure_font();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, figure.size()).into_drawing_area();
+        draw(figure, &root)?;
+        root.present().map_err(plot_error)?;
+    }
+    Ok(svg)
+}
+
+/// Draw `figure` into a PNG file at `path`.
+pub fn render_png(figure: &Figure, path: &Path) -> anyhow::Result<()> {
+    ensure_font();
+    let root = BitMapBackend::new(path, figure.size()).into_drawing_area();
+    draw(figure, &root)?;
+    root.present().map_err(plot_error)?;
+    Ok(())
+}
+
+fn plot_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("drawing failed: {e:?}")
+}
+
+fn grid<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    count: usize,
+    columns: usize,
+) -> Vec<DrawingArea<DB, Shift>> {
+    let cols = columns.clamp(1, count.max(1));
+    let rows = count.div_ceil(cols).max(1);
+    root.split_evenly((rows, cols))
+}
+
+fn draw<DB: DrawingBackend>(figure: &Figure, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(plot_error)?;
+    match figure {
+        Figure::FeatureArrows { panels, columns } => {
+            for (area, p) in grid(root, panels.len(), *columns).iter().zip(panels) {
+                draw_arrows(area, p)?;
+            }
+        }
+        Figure::NormBars { panels, columns } => {
+            for (area, p) in grid(root, panels.len(), *columns).iter().zip(panels) {
+                draw_bars(area, p)?;
+            }
+        }
+        Figure::GramHeatmaps { panels, columns } => {
+            for (area, p) in grid(root, panels.len(), *columns).iter().zip(panels) {
+                draw_gram(area, p)?;
+            }
+        }
+        Figure::LossCurves { steps, series } => draw_loss(root, steps, series)?,
+    }
+    Ok(())
+}
+
+fn draw_arrows<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    p: &ArrowPanel,
+) -> anyhow::Result<()> {
+    let lim = p
+        .vectors
+        .iter()
+        .map(|v| v[0].abs().max(v[1].abs()))
+        .fold(1.5f64, f64::max)
+        * 1.05;
+    let mut chart = ChartBuilder::on(area)
+        .caption(&p.title, ("sans-serif", 14))
+        .margin(8)
+        .x_label_area_size(22)
+        .y_label_area_size(30)
+        .build_cartesian_2d(-lim..lim, -lim..lim)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_labels(5)
+        .y_labels(5)
+        .light_line_style(WHITE)
+        .label_style(("sans-serif", 10))
+        .draw()
+        .map_err(plot_error)?;
+    for (v, &s) in p.vectors.iter().zip(&p.shade) {
+        let color = viridis(s);
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(0.0, 0.0), (v[0], v[1])],
+                color.stroke_width(2),
+            )))
+            .map_err(plot_error)?;
+        chart
+            .draw_series(std::iter::once(Circle::new(
+                (v[0], v[1]),
+                4,
+                color.filled(),
+            )))
+            .map_err(plot_error)?;
+    }
+    Ok(())
+}
+
+fn draw_bars<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    p: &BarPanel,
+) -> anyhow::Result<()> {
+    let n = p.norms.len();
+    let top = p.norms.iter().cloned().fold(1.2f64, f64::max) * 1.05;
+    let mut chart = ChartBuilder::on(area)
+        .caption(&p.title, ("sans-serif", 13))
+        .margin(8)
+        .x_label_area_size(22)
+        .y_label_area_size(34)
+        .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..top)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc("feature")
+        .y_desc("‖W_i‖")
+        .x_labels(n.min(10))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .label_style(("sans-serif", 10))
+        .axis_desc_style(("sans-serif", 11))
+        .draw()
+        .map_err(plot_error)?;
+    chart
+        .draw_series(
+            p.norms
+                .iter()
+                .zip(&p.interference)
+                .enumerate()
+                .map(|(i, (&h, &s))| {
+                    Rectangle::new(
+                        [(i as f64 - 0.4, 0.0), (i as f64 + 0.4, h)],
+                        viridis(s).filled(),
+                    )
+                }),
+        )
+        .map_err(plot_error)?;
+    Ok(())
+}
+
+fn draw_gram<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    p: &GramPanel,
+) -> anyhow::Result<()> {
+    let n = (p.gram.len() as f64).sqrt().round() as usize;
+    let cols = n + usize::from(p.bias.is_some()) * 2;
+    let mut chart = ChartBuilder::on(area)
+        .caption(&p.title, ("sans-serif", 13))
+        .margin(8)
+        .build_cartesian_2d(0f64..cols as f64, n as f64..0f64)
+        .map_err(plot_error)?;
+    chart
+        .draw_series((0..n * n).map(|k| {
+            let (i, j) = (k / n, k % n);
+            Rectangle::new(
+                [(j as f64, i as f64), (j as f64 + 1.0, i as f64 + 1.0)],
+                diverging(p.gram[k]).filled(),
+            )
+        }))
+        .map_err(plot_error)?;
+    if let Some(b) = &p.bias {
+        let x = (n + 1) as f64;
+        chart
+            .draw_series(b.iter().enumerate().map(|(i, &v)| {
+                Rectangle::new(
+                    [(x, i as f64), (x + 1.0, i as f64 + 1.0)],
+                    diverging(v).filled(),
+                )
+            }))
+            .map_err(plot_error)?;
+    }
+    Ok(())
+}
+
+fn draw_loss<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    steps: &[u64],
+    series: &[(String, Vec<f64>)],
+) -> anyhow::Result<()> {
+    let positive = series
+        .iter()
+        .flat_map(|s| s.1.iter().cloned())
+        .filter(|v| v.is_finite() && *v > 0.0);
+    let (lo, hi) = positive.fold((f64::INFINITY, 0f64), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        (lo * 0.8, hi * 1.25)
+    } else {
+        (1e-6, 1.0)
+    };
+    let last = steps.last().copied().unwrap_or(1).max(1) as f64;
+    let mut chart = ChartBuilder::on(root)
+        .caption(
+            "training loss (mean over batch and features, importance-weighted)",
+            ("sans-serif", 16),
+        )
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .right_y_label_area_size(0)
+        .build_cartesian_2d(0f64..last, (lo..hi).log_scale())
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc("loss")
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .label_style(("sans-serif", 11))
+        .draw()
+        .map_err(plot_error)?;
+    let k = series.len().max(2) - 1;
+    for (idx, (label, ys)) in series.iter().enumerate() {
+        let color = viridis(idx as f64 / k as f64);
+        chart
+            .draw_series(LineSeries::new(
+                steps
+                    .iter()
+                    .zip(ys)
+                    .filter(|(_, y)| y.is_finite() && **y > 0.0)
+                    .map(|(&s, &y)| (s as f64, y)),
+                color.stroke_width(2),
+            ))
+            .map_err(plot_error)?
+            .label(label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+    }
+    if series.len() <= 20 {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .label_font(("sans-serif", 10))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(plot_error)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_scales_hit_their_anchors() {
+        assert_eq!(viridis(0.0), RGBColor(68, 1, 84));
+        assert_eq!(viridis(1.0), RGBColor(253, 231, 37));
+        assert_eq!(viridis(f64::NAN), RGBColor(68, 1, 84));
+        assert_eq!(diverging(0.0), RGBColor(221, 221, 221));
+        assert_eq!(diverging(-5.0), RGBColor(59, 76, 192));
+    }
+
+    #[test]
+    fn every_figure_kind_renders_to_svg_and_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let figures = [
+            Figure::FeatureArrows {
+                panels: vec![ArrowPanel {
+                    title: "S = 0.9".into(),
+                    vectors: vec![[1.0, 0.0], [0.0, -1.0]],
+                    shade: vec![1.0, 0.0],
+                }],
+                columns: 5,
+            },
+            Figure::NormBars {
+                panels: vec![BarPanel {
+                    title: "bars".into(),
+                    norms: vec![1.0, 0.5, 0.0],
+                    interference: vec![0.0, 1.0, 0.2],
+                }],
+                columns: 2,
+            },
+            Figure::GramHeatmaps {
+                panels: vec![GramPanel {
+                    title: "WᵀW".into(),
+                    gram: vec![1.0, -1.0, -1.0, 1.0],
+                    bias: Some(vec![0.1, -0.1]),
+                }],
+                columns: 2,
+            },
+            Figure::LossCurves {
+                steps: vec![1, 2, 3],
+                series: vec![("a".into(), vec![1.0, 0.5, 0.1])],
+            },
+        ];
+        for (k, f) in figures.iter().enumerate() {
+            let svg = render_svg(f).unwrap();
+            assert!(svg.starts_with("<svg") && svg.contains("</svg>"));
+            let path = dir.path().join(format!("{k}.png"));
+            render_png(f, &path).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(&bytes[1..4], b"PNG");
+        }
+    }
+}

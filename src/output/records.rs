@@ -1,0 +1,109 @@
+//! `metrics.json` and `loss.csv`: the machine-readable part of a run folder.
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::Verdict;
+
+/// The content of `metrics.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricsFile {
+    /// Experiment name (`intro`, ...), the config's name for `tms train`, `analyze` for
+    /// `tms analyze`.
+    pub experiment: String,
+    /// Model kind, when known.
+    pub model: Option<String>,
+    /// Features per instance.
+    pub features: usize,
+    /// Hidden dimensions per instance.
+    pub hidden: usize,
+    /// How the weights were trained, when this run trained them.
+    pub training: Option<TrainingRecord>,
+    /// One record per instance, in order.
+    pub instances: Vec<InstanceRecord>,
+    /// Whether the paper's result was reproduced (experiments only; null otherwise).
+    pub verdict: Option<Verdict>,
+}
+
+/// Settings and speed of the training that produced the weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingRecord {
+    /// Optimiser, spelled out (e.g. `AdamW(lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)`).
+    pub optimizer: String,
+    /// Learning-rate schedule.
+    pub schedule: String,
+    /// Steps.
+    pub steps: u64,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Initialisation convention.
+    pub init: String,
+    /// Wall time of the training loop in seconds.
+    pub seconds: f64,
+    /// Steps per second (all instances advance together).
+    pub steps_per_second: f64,
+    /// Compiled kernel that ran (`portable` or `avx2+fma`).
+    pub kernel: String,
+}
+
+/// Metrics of one instance (`feature_*` lists have one value per feature).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceRecord {
+    /// Position in the run.
+    pub index: usize,
+    /// Restart number within its sweep point.
+    pub restart: usize,
+    /// Whether this restart is the lowest-loss one of its sweep point (used by figures and
+    /// verdicts).
+    pub selected: bool,
+    /// p_i, when known.
+    pub feature_probability: Option<Vec<f32>>,
+    /// I_i, when known.
+    pub importance: Option<Vec<f32>>,
+    /// Loss of the final weights on fresh evaluation batches, when known.
+    pub final_loss: Option<f64>,
+    /// ‖W_i‖.
+    pub feature_norms: Vec<f64>,
+    /// Σ_{j≠i} (Ŵ_i·W_j)².
+    pub interference: Vec<f64>,
+    /// D* = m / ‖W‖_F².
+    pub dimensions_per_feature: f64,
+    /// D_i = ‖W_i‖² / Σ_j (Ŵ_i·W_j)².
+    pub fractional_dimensionality: Vec<f64>,
+    /// Features with ‖W_i‖ > 0.5.
+    pub represented: usize,
+    /// Short description of the arrangement.
+    pub geometry: String,
+}
+
+/// `loss.csv`: `step,instance_0,instance_1,...`, one row per logged block.
+pub fn loss_csv(steps: &[u64], loss: &[Vec<f64>], instance_indices: &[usize]) -> String {
+    let mut out = String::from("step");
+    for k in instance_indices {
+        out.push_str(&format!(",instance_{k}"));
+    }
+    out.push('\n');
+    for (s, row) in steps.iter().zip(loss) {
+        out.push_str(&s.to_string());
+        for v in row {
+            out.push_str(&format!(",{v:.6e}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_has_a_header_and_a_row_per_step() {
+        let csv = loss_csv(&[10, 20], &[vec![1.0, 2.0], vec![0.5, 0.25]], &[0, 1]);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "step,instance_0,instance_1");
+        assert_eq!(lines.len(), 3);
+        assert!(lines[2].starts_with("20,5.000000e-1,"));
+    }
+}

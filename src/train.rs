@@ -1,0 +1,543 @@
+//! Training: initialisation, the fused training step (sample → forward → backward → AdamW), and
+//! the loop that runs every instance side by side, in parallel, in blocks of steps.
+//!
+//! The whole step of one instance is [`InstanceTrainer::step`]: read it top to bottom. It
+//! allocates nothing, takes no lock and dispatches on the model kind once per chunk, never per
+//! element. It is compiled twice, for the portable baseline and for AVX2+FMA; the variant is
+//! picked once per run from the CPU's features ([`KernelVariant::detect`]).
+
+use rayon::prelude::*;
+use std::time::{Duration, Instant};
+
+use crate::config::{InitScheme, InstanceSpec, TrainConfig, TrainSettings};
+use crate::data::{stream_key, FeatureSampler, LaneRng, StreamKind};
+use crate::model::{forward_backward_chunk, Shape, Workspace, ROW_CHUNK};
+
+/// Receives progress from long work; the library never prints by itself.
+pub trait Progress {
+    /// Work with `total` steps begins.
+    fn begin(&mut self, label: &str, total: u64);
+    /// `done` of the steps are done; `loss` is the mean loss over instances of the last block.
+    fn update(&mut self, done: u64, loss: f64);
+    /// The work ended (successfully or not).
+    fn end(&mut self);
+}
+
+/// A [`Progress`] that ignores everything.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn begin(&mut self, _: &str, _: u64) {}
+    fn update(&mut self, _: u64, _: f64) {}
+    fn end(&mut self) {}
+}
+
+/// Why training stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The loss of an instance became NaN or infinite.
+    #[error("training diverged: instance {instance} has a non-finite loss ({loss}) between steps {from} and {to}; try a smaller learning rate")]
+    Diverged {
+        /// Instance index.
+        instance: usize,
+        /// First step of the block in which it was seen.
+        from: u64,
+        /// Last step of that block.
+        to: u64,
+        /// The loss seen.
+        loss: f64,
+    },
+    /// The thread pool could not be built.
+    #[error("could not start {threads} worker threads: {message}")]
+    Threads {
+        /// Threads asked for.
+        threads: usize,
+        /// The system's reason.
+        message: String,
+    },
+}
+
+/// Which compiled version of the hot loops runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelVariant {
+    /// Baseline for the target (SSE2 on x86-64).
+    Portable,
+    /// x86-64 with AVX2 and FMA, chosen at run time.
+    Avx2,
+}
+
+impl KernelVariant {
+    /// The best variant this CPU supports (set `TMS_KERNEL=portable` to force the baseline).
+    pub fn detect() -> Self {
+        if std::env::var("TMS_KERNEL").as_deref() == Ok("portable") {
+            return KernelVariant::Portable;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return KernelVariant::Avx2;
+            }
+        }
+        KernelVariant::Portable
+    }
+
+    /// Name for logs and benchmarks.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelVariant::Portable => "portable",
+            KernelVariant::Avx2 => "avx2+fma",
+        }
+    }
+}
+
+/// AdamW hyper-parameters and the current learning rate, as PyTorch's `torch.optim.AdamW`.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamW {
+    /// Learning rate at this step (after the schedule).
+    pub lr: f32,
+    /// β₁.
+    pub beta1: f32,
+    /// β₂.
+    pub beta2: f32,
+    /// ε.
+    pub eps: f32,
+    /// Decoupled weight decay.
+    pub weight_decay: f32,
+}
+
+impl AdamW {
+    /// One AdamW update of `params` in place (step `t` counts from 1):
+    /// p ← p(1 − lr·wd); m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²;
+    /// p ← p − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε).
+    #[inline(always)]
+    pub fn update(&self, t: u64, params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]) {
+        let bc1 = 1.0 - (self.beta1 as f64).powf(t as f64);
+        let bc2 = 1.0 - (self.beta2 as f64).powf(t as f64);
+        let step_size = (self.lr as f64 / bc1) as f32;
+        let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
+        let decay = 1.0 - self.lr * self.weight_decay;
+        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
+        for (((p, &g), m), v) in params
+            .iter_mut()
+            .zip(grads)
+            .zip(m.iter_mut())
+            .zip(v.iter_mut())
+        {
+            *p *= decay;
+            *m = b1 * *m + (1.0 - b1) * g;
+            *v = b2 * *v + (1.0 - b2) * g * g;
+            let denom = v.sqrt() * inv_sqrt_bc2 + eps;
+            *p -= step_size * *m / denom;
+        }
+    }
+}
+
+/// Initial parameters of one instance: Xavier-normal `W` (and `W_dec`), zero bias.
+pub fn init_params(
+    shape: &Shape,
+    scheme: InitScheme,
+    total_instances: usize,
+    key: u64,
+) -> Vec<f32> {
+    let (n, m) = (shape.features as f64, shape.hidden as f64);
+    let std = match scheme {
+        InitScheme::Notebook => (2.0 / (m * (n + total_instances as f64))).sqrt(),
+        InitScheme::PerInstance => (2.0 / (n + m)).sqrt(),
+    };
+    let mut rng = LaneRng::new(key);
+    let mut params = vec![0.0f32; shape.param_len()];
+    for p in params[..shape.bias_offset()].iter_mut() {
+        *p = (std * rng.next_normal()) as f32;
+    }
+    params
+}
+
+/// All the state of one training instance: parameters, optimiser moments, sampler, scratch.
+pub struct InstanceTrainer {
+    /// The instance's settings.
+    pub spec: InstanceSpec,
+    shape: Shape,
+    /// Parameters in the layout of [`crate::model`].
+    pub params: Vec<f32>,
+    grads: Vec<f32>,
+    adam_m: Vec<f32>,
+    adam_v: Vec<f32>,
+    sampler: FeatureSampler,
+    loss_weight: Vec<f32>,
+    ws: Workspace,
+    /// Steps taken so far.
+    pub steps_done: u64,
+    block_loss: f64,
+    block_steps: u64,
+}
+
+impl InstanceTrainer {
+    /// A fresh instance, initialised from its own streams.
+    pub fn new(
+        shape: Shape,
+        settings: &TrainSettings,
+        spec: InstanceSpec,
+        total_instances: usize,
+    ) -> Self {
+        let seed = settings.seed;
+        let index = spec.index as u64;
+        let params = init_params(
+            &shape,
+            settings.init,
+            total_instances,
+            stream_key(seed, index, StreamKind::Init),
+        );
+        Self::from_params(shape, settings, spec, params, StreamKind::Data)
+    }
+
+    fn from_params(
+        shape: Shape,
+        settings: &TrainSettings,
+        spec: InstanceSpec,
+        params: Vec<f32>,
+        stream: StreamKind,
+    ) -> Self {
+        let rows = settings.batch_size;
+        let norm = (rows * shape.features) as f32;
+        let loss_weight = spec.importance.iter().map(|&i| i / norm).collect();
+        let key = stream_key(settings.seed, spec.index as u64, stream);
+        let len = params.len();
+        InstanceTrainer {
+            sampler: FeatureSampler::new(
+                &spec.feature_probability,
+                shape.kind.value_range(),
+                key,
+                ROW_CHUNK,
+            ),
+            spec,
+            shape,
+            params,
+            grads: vec![0.0; len],
+            adam_m: vec![0.0; len],
+            adam_v: vec![0.0; len],
+            loss_weight,
+            ws: Workspace::new(&shape),
+            steps_done: 0,
+            block_loss: 0.0,
+            block_steps: 0,
+        }
+    }
+
+    /// Loss and gradient over one fresh batch of `rows` rows, sampled chunk by chunk.
+    #[inline(always)]
+    fn loss_and_grad(&mut self, rows: usize) -> f64 {
+        self.grads.fill(0.0);
+        let n = self.shape.features;
+        let mut loss = 0.0;
+        let mut start = 0;
+        while start < rows {
+            let c = ROW_CHUNK.min(rows - start);
+            self.sampler.fill(&mut self.ws.x[..n * c], c);
+            loss += forward_backward_chunk(
+                &self.shape,
+                &self.params,
+                &mut self.grads,
+                &mut self.ws,
+                &self.loss_weight,
+                c,
+            );
+            start += c;
+        }
+        loss
+    }
+
+    /// THE training step: fresh batch → forward → backward → AdamW.
+    #[inline(always)]
+    fn step_impl(&mut self, settings: &TrainSettings) {
+        let lr = settings.lr * settings.schedule.factor(self.steps_done, settings.steps);
+        let loss = self.loss_and_grad(settings.batch_size);
+        let adam = AdamW {
+            lr: lr as f32,
+            beta1: settings.beta1 as f32,
+            beta2: settings.beta2 as f32,
+            eps: settings.eps as f32,
+            weight_decay: settings.weight_decay as f32,
+        };
+        self.steps_done += 1;
+        adam.update(
+            self.steps_done,
+            &mut self.params,
+            &self.grads,
+            &mut self.adam_m,
+            &mut self.adam_v,
+        );
+        self.block_loss += loss;
+        self.block_steps += 1;
+    }
+
+    fn run_portable(&mut self, settings: &TrainSettings, steps: u64) {
+        for _ in 0..steps {
+            self.step_impl(settings);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2(&mut self, settings: &TrainSettings, steps: u64) {
+        for _ in 0..steps {
+            self.step_impl(settings);
+        }
+    }
+
+    /// Take `steps` training steps with the given kernel variant.
+    pub fn run(&mut self, settings: &TrainSettings, steps: u64, variant: KernelVariant) {
+        match variant {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `KernelVariant::Avx2` is only produced after detecting AVX2 and FMA.
+            KernelVariant::Avx2 => unsafe { self.run_avx2(settings, steps) },
+            _ => self.run_portable(settings, steps),
+        }
+    }
+
+    /// One training step (for benchmarks): the same code as training runs.
+    pub fn step(&mut self, settings: &TrainSettings, variant: KernelVariant) {
+        self.run(settings, 1, variant);
+    }
+
+    /// Mean loss of the steps since the last call, and reset.
+    fn take_block_loss(&mut self) -> f64 {
+        let mean = self.block_loss / self.block_steps.max(1) as f64;
+        self.block_loss = 0.0;
+        self.block_steps = 0;
+        mean
+    }
+}
+
+/// The notebook loss of `params` on `batches` fresh evaluation batches (its own stream).
+pub fn evaluate(
+    shape: Shape,
+    settings: &TrainSettings,
+    spec: &InstanceSpec,
+    params: &[f32],
+    batches: usize,
+) -> f64 {
+    let mut t = InstanceTrainer::from_params(
+        shape,
+        settings,
+        spec.clone(),
+        params.to_vec(),
+        StreamKind::Eval,
+    );
+    let total: f64 = (0..batches)
+        .map(|_| t.loss_and_grad(settings.batch_size))
+        .sum();
+    total / batches as f64
+}
+
+/// The result of training: final weights, the loss curve and timing.
+#[derive(Clone, Debug)]
+pub struct Trained {
+    /// Model sizes.
+    pub shape: Shape,
+    /// Instance settings, in order.
+    pub specs: Vec<InstanceSpec>,
+    /// Final parameters per instance.
+    pub params: Vec<Vec<f32>>,
+    /// Step at the end of each logged block.
+    pub log_steps: Vec<u64>,
+    /// `log_loss[point][instance]`: mean training loss of the block ending at `log_steps[point]`.
+    pub log_loss: Vec<Vec<f64>>,
+    /// Loss of the final weights on fresh evaluation batches, per instance.
+    pub final_loss: Vec<f64>,
+    /// Wall time of the training loop.
+    pub elapsed: Duration,
+    /// Kernel variant that ran.
+    pub variant: KernelVariant,
+}
+
+/// Number of evaluation batches behind `final_loss`.
+pub const EVAL_BATCHES: usize = 8;
+
+/// Train every instance of `config` (or the subset `specs`), in parallel, reporting progress.
+pub fn train(
+    config: &TrainConfig,
+    specs: &[InstanceSpec],
+    total_instances: usize,
+    threads: Option<usize>,
+    progress: &mut dyn Progress,
+) -> Result<Trained, TrainError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .build()
+        .map_err(|e| TrainError::Threads {
+            threads: threads.unwrap_or(0),
+            message: e.to_string(),
+        })?;
+    let shape = config.shape();
+    let settings = &config.train;
+    let variant = KernelVariant::detect();
+    let mut trainers: Vec<InstanceTrainer> = pool.install(|| {
+        specs
+            .par_iter()
+            .map(|s| InstanceTrainer::new(shape, settings, s.clone(), total_instances))
+            .collect()
+    });
+
+    let steps = settings.steps;
+    let block = steps.div_ceil(settings.log_points.min(steps)).max(1);
+    let mut log_steps = Vec::new();
+    let mut log_loss = Vec::new();
+    let start = Instant::now();
+    progress.begin(&config.name, steps);
+    let mut done = 0;
+    while done < steps {
+        let count = block.min(steps - done);
+        pool.install(|| {
+            trainers
+                .par_iter_mut()
+                .for_each(|t| t.run(settings, count, variant))
+        });
+        let losses: Vec<f64> = trainers.iter_mut().map(|t| t.take_block_loss()).collect();
+        if let Some((k, &loss)) = losses.iter().enumerate().find(|(_, l)| !l.is_finite()) {
+            progress.end();
+            return Err(TrainError::Diverged {
+                instance: specs[k].index,
+                from: done + 1,
+                to: done + count,
+                loss,
+            });
+        }
+        done += count;
+        progress.update(done, losses.iter().sum::<f64>() / losses.len() as f64);
+        log_steps.push(done);
+        log_loss.push(losses);
+    }
+    let elapsed = start.elapsed();
+    progress.end();
+
+    let final_loss: Vec<f64> = pool.install(|| {
+        trainers
+            .par_iter()
+            .map(|t| evaluate(shape, settings, &t.spec, &t.params, EVAL_BATCHES))
+            .collect()
+    });
+    Ok(Trained {
+        shape,
+        specs: specs.to_vec(),
+        params: trainers.into_iter().map(|t| t.params).collect(),
+        log_steps,
+        log_loss,
+        final_loss,
+        elapsed,
+        variant,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ModelConfig, TrainConfig};
+    use crate::model::ModelKind;
+
+    fn tiny_config(kind: ModelKind) -> TrainConfig {
+        let mut cfg = TrainConfig {
+            name: "t".into(),
+            model: ModelConfig {
+                kind,
+                features: 5,
+                hidden: 2,
+            },
+            train: TrainSettings::default(),
+            data: Default::default(),
+            sweep: None,
+            instances: vec![],
+        };
+        cfg.train.steps = 50;
+        cfg.train.batch_size = 200;
+        cfg
+    }
+
+    /// AdamW against values worked out by hand from PyTorch's update rule.
+    #[test]
+    fn adamw_first_steps_match_pytorch_rule() {
+        let adam = AdamW {
+            lr: 0.1,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        };
+        let mut p = [1.0f32];
+        let (mut m, mut v) = ([0.0f32], [0.0f32]);
+        adam.update(1, &mut p, &[0.5], &mut m, &mut v);
+        // decay: 1 * (1 - 0.001) = 0.999; m̂/√v̂ = 1 → 0.999 - 0.1 = 0.899
+        assert!((p[0] - 0.899).abs() < 1e-6, "{}", p[0]);
+        adam.update(2, &mut p, &[-0.5], &mut m, &mut v);
+        // m = 0.9*0.05 - 0.05 = -0.005; v = 0.999*0.00025 + 0.00025 = 0.00049975
+        let m_hat = -0.005f64 / (1.0 - 0.81);
+        let v_hat = 0.00049975f64 / (1.0 - 0.999f64.powi(2));
+        let expect = 0.899f64 * (1.0 - 0.001) - 0.1 * m_hat / (v_hat.sqrt() + 1e-8);
+        assert!((p[0] as f64 - expect).abs() < 1e-5, "{} vs {expect}", p[0]);
+    }
+
+    #[test]
+    fn notebook_init_has_the_documented_scale() {
+        let shape = Shape {
+            kind: ModelKind::ReluOutput,
+            features: 400,
+            hidden: 30,
+        };
+        let p = init_params(&shape, InitScheme::Notebook, 40, 1);
+        let w = &p[..shape.weight_len()];
+        let var = w.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / w.len() as f64;
+        let expect = 2.0 / (30.0 * 440.0);
+        assert!((var / expect - 1.0).abs() < 0.05, "{var} vs {expect}");
+        assert!(p[shape.bias_offset()..].iter().all(|&b| b == 0.0));
+    }
+
+    #[test]
+    fn training_lowers_the_loss_for_every_model() {
+        for kind in ModelKind::ALL {
+            let cfg = tiny_config(kind);
+            let specs = cfg.resolve().unwrap();
+            let before = evaluate(
+                cfg.shape(),
+                &cfg.train,
+                &specs[0],
+                &init_params(&cfg.shape(), cfg.train.init, 1, 9),
+                4,
+            );
+            let mut c2 = cfg.clone();
+            c2.train.steps = 400;
+            let t = train(&c2, &specs, 1, Some(1), &mut NoProgress).unwrap();
+            assert!(
+                t.final_loss[0] < 0.8 * before,
+                "{kind:?}: {} -> {}",
+                before,
+                t.final_loss[0]
+            );
+        }
+    }
+
+    /// Results do not depend on the thread count, nor on which other instances train alongside.
+    #[test]
+    fn deterministic_across_threads_and_subsets() {
+        let mut cfg = tiny_config(ModelKind::ReluOutput);
+        cfg.sweep = Some(crate::config::SweepConfig {
+            feature_probability: Some(crate::config::Axis::Values(vec![1.0, 0.3, 0.1])),
+            ..Default::default()
+        });
+        let specs = cfg.resolve().unwrap();
+        let one = train(&cfg, &specs, 3, Some(1), &mut NoProgress).unwrap();
+        let two = train(&cfg, &specs, 3, Some(2), &mut NoProgress).unwrap();
+        assert_eq!(one.params, two.params);
+        let alone = train(&cfg, &specs[1..2], 3, Some(1), &mut NoProgress).unwrap();
+        assert_eq!(alone.params[0], one.params[1]);
+    }
+
+    #[test]
+    fn divergence_is_reported_with_instance_and_step() {
+        let mut cfg = tiny_config(ModelKind::Linear);
+        cfg.train.lr = 1e30;
+        cfg.data.importance = crate::config::ImportanceSpec::All(1e12);
+        let specs = cfg.resolve().unwrap();
+        let e = train(&cfg, &specs, 1, Some(1), &mut NoProgress).unwrap_err();
+        assert!(matches!(e, TrainError::Diverged { instance: 0, .. }), "{e}");
+        assert!(e.to_string().contains("instance 0"));
+    }
+}

@@ -1,0 +1,420 @@
+//! Integration tests: run the `tms` binary as a user would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use safetensors::tensor::{Dtype, TensorView};
+use tms::output::records::MetricsFile;
+use tms::output::weights::Weights;
+
+fn tms(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tms"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the tms binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn read_metrics(dir: &Path) -> MetricsFile {
+    serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap()
+}
+
+const SMALL_CONFIG: &str = r#"
+name = "small"
+[model]
+kind = "relu-output"
+features = 6
+hidden = 3
+[train]
+steps = 300
+batch_size = 256
+[data]
+importance = { decay = 0.8 }
+[sweep]
+sparsity = [0.0, 0.9]
+"#;
+
+#[test]
+fn list_names_every_experiment() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tms(&["list"], dir.path());
+    assert!(o.status.success());
+    assert!(stdout(&o).lines().any(|l| l.starts_with("intro ")));
+}
+
+#[test]
+fn reproduce_intro_writes_the_run_folder_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tms(&["reproduce", "intro", "--quiet"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = dir.path().join("runs/intro");
+    let text = stdout(&o);
+    assert!(text.contains("verdict: REPRODUCED"), "{text}");
+    assert!(text.contains("pentagon"), "{text}");
+
+    // metrics.json
+    let m = read_metrics(&run);
+    assert_eq!(m.experiment, "intro");
+    assert_eq!(m.instances.len(), 10);
+    let v = m.verdict.as_ref().unwrap();
+    assert!(v.reproduced && v.checks.len() >= 4 && v.checks.iter().all(|c| c.passed));
+    for (k, inst) in m.instances.iter().enumerate() {
+        assert_eq!(inst.index, k);
+        assert_eq!(inst.feature_probability.as_ref().unwrap().len(), 5);
+        assert_eq!(inst.importance.as_ref().unwrap()[1], 0.9);
+        assert_eq!(inst.feature_norms.len(), 5);
+        assert_eq!(inst.interference.len(), 5);
+        assert_eq!(inst.fractional_dimensionality.len(), 5);
+        assert!(inst.final_loss.unwrap() > 0.0);
+    }
+    let raw: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("metrics.json")).unwrap()).unwrap();
+    for key in [
+        "index",
+        "feature_probability",
+        "importance",
+        "final_loss",
+        "feature_norms",
+        "interference",
+        "dimensions_per_feature",
+        "fractional_dimensionality",
+    ] {
+        assert!(raw["instances"][0].get(key).is_some(), "missing {key}");
+    }
+    assert!(raw["training"]["optimizer"]
+        .as_str()
+        .unwrap()
+        .starts_with("AdamW(lr=0.001"));
+
+    // weights in the notebook layout, with the config in the metadata
+    let w = Weights::load(&run.join("weights.safetensors")).unwrap();
+    assert_eq!((w.instances, w.features, w.hidden), (10, 5, 2));
+    assert_eq!(w.b.as_ref().unwrap().len(), 50);
+    assert!(w.config.is_some());
+
+    // loss.csv: header + one row per logged block
+    let csv = std::fs::read_to_string(run.join("loss.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next().unwrap().split(',').count(), 11);
+    assert_eq!(lines.count(), 200);
+
+    // figures as SVG and PNG
+    for name in ["features", "norms", "loss", "wtw"] {
+        let svg = std::fs::read_to_string(run.join(format!("{name}.svg"))).unwrap();
+        assert!(svg.contains("<svg"));
+        let png = std::fs::read(run.join(format!("{name}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    }
+    assert!(!std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .any(|e| e.unwrap().file_name().to_string_lossy().contains("partial")));
+
+    // config.toml reproduces the weights bit for bit, with any thread count
+    let o = tms(
+        &[
+            "train",
+            "runs/intro/config.toml",
+            "--out",
+            "again",
+            "--threads",
+            "1",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = Weights::load(&dir.path().join("again/weights.safetensors")).unwrap();
+    assert_eq!(again.w, w.w);
+    assert_eq!(again.b, w.b);
+
+    // a second reproduce does not overwrite the first
+    let o = tms(&["reproduce", "intro", "-q"], dir.path());
+    assert!(o.status.success());
+    assert!(dir.path().join("runs/intro-2/metrics.json").exists());
+}
+
+#[test]
+fn train_a_config_and_analyze_its_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("small.toml"), SMALL_CONFIG).unwrap();
+    let o = tms(&["train", "small.toml", "--out", "run", "-q"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let trained = read_metrics(&dir.path().join("run"));
+    assert_eq!(trained.instances.len(), 2);
+    assert!(trained.verdict.is_none());
+    assert!((trained.instances[1].feature_probability.as_ref().unwrap()[0] - 0.1).abs() < 1e-6);
+
+    let o = tms(
+        &["analyze", "run/weights.safetensors", "--out", "an", "-q"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let analyzed = read_metrics(&dir.path().join("an"));
+    assert_eq!(analyzed.experiment, "analyze");
+    for (a, t) in analyzed.instances.iter().zip(&trained.instances) {
+        assert_eq!(a.feature_norms, t.feature_norms);
+        assert_eq!(a.fractional_dimensionality, t.fractional_dimensionality);
+        // the loss is re-evaluated from the config carried in the weights' metadata
+        assert_eq!(a.final_loss, t.final_loss);
+    }
+    assert!(dir.path().join("an/norms.png").exists());
+}
+
+/// A file as the notebook would save it from PyTorch: `W` and `b_final`, no metadata.
+#[test]
+fn analyze_accepts_notebook_tensors() {
+    let dir = tempfile::tempdir().unwrap();
+    // two instances: an orthogonal pair plus a dropped feature; an antipodal pair
+    let w: Vec<f32> = vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0];
+    let b: Vec<f32> = vec![0.0; 6];
+    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let (wb, bb) = (bytes(&w), bytes(&b));
+    let file = safetensors::serialize(
+        vec![
+            (
+                "W",
+                TensorView::new(Dtype::F32, vec![2, 3, 2], &wb).unwrap(),
+            ),
+            (
+                "b_final",
+                TensorView::new(Dtype::F32, vec![2, 3], &bb).unwrap(),
+            ),
+        ],
+        &None,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("nb.safetensors"), file).unwrap();
+    let o = tms(&["analyze", "nb.safetensors", "-q"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = read_metrics(&dir.path().join("runs/analyze-nb"));
+    assert_eq!(
+        m.instances[0].fractional_dimensionality,
+        vec![1.0, 1.0, 0.0]
+    );
+    assert_eq!(m.instances[1].fractional_dimensionality[..2], [0.5, 0.5]);
+    assert_eq!(m.instances[1].geometry, "1 antipodal pair");
+    assert!(m.instances[0].final_loss.is_none());
+    assert!(dir.path().join("runs/analyze-nb/features.svg").exists());
+}
+
+struct BadCase {
+    name: &'static str,
+    args: &'static [&'static str],
+    files: Vec<(&'static str, Vec<u8>)>,
+    expect: &'static [&'static str],
+}
+
+/// Every bad input: non-zero exit, a one-line message naming the cause, no panic, no output.
+#[test]
+fn bad_inputs_fail_cleanly_without_output() {
+    let base = "[model]\nkind = \"relu-output\"\nfeatures = 5\nhidden = 2\n";
+    let text = |s: String| s.into_bytes();
+    let cases = vec![
+        BadCase {
+            name: "unknown experiment",
+            args: &["reproduce", "intr0"],
+            files: vec![],
+            expect: &["unknown experiment", "intro"],
+        },
+        BadCase {
+            name: "probability out of range",
+            args: &["train", "c.toml"],
+            files: vec![(
+                "c.toml",
+                text(format!("{base}[data]\nfeature_probability = 1.5\n")),
+            )],
+            expect: &["data.feature_probability[0]", "[0, 1]"],
+        },
+        BadCase {
+            name: "zero features",
+            args: &["train", "c.toml"],
+            files: vec![(
+                "c.toml",
+                b"[model]\nkind = \"relu-output\"\nfeatures = 0\nhidden = 2\n".to_vec(),
+            )],
+            expect: &["model.features", "1 to"],
+        },
+        BadCase {
+            name: "zero steps",
+            args: &["train", "c.toml"],
+            files: vec![("c.toml", text(format!("{base}[train]\nsteps = 0\n")))],
+            expect: &["train.steps", "at least 1"],
+        },
+        BadCase {
+            name: "unknown field",
+            args: &["train", "c.toml"],
+            files: vec![("c.toml", text(format!("{base}[train]\nstepz = 10\n")))],
+            expect: &["c.toml:6:1", "stepz"],
+        },
+        BadCase {
+            name: "wrong type",
+            args: &["train", "c.toml"],
+            files: vec![("c.toml", text(format!("{base}[train]\nlr = \"fast\"\n")))],
+            expect: &["c.toml:6:6", "lr"],
+        },
+        BadCase {
+            name: "unknown model kind",
+            args: &["train", "c.toml"],
+            files: vec![(
+                "c.toml",
+                b"[model]\nkind = \"cnn\"\nfeatures = 5\nhidden = 2\n".to_vec(),
+            )],
+            expect: &["kind", "relu-output"],
+        },
+        BadCase {
+            name: "importance list of the wrong length",
+            args: &["train", "c.toml"],
+            files: vec![(
+                "c.toml",
+                text(format!("{base}[data]\nimportance = [1, 2]\n")),
+            )],
+            expect: &["data.importance", "5 features"],
+        },
+        BadCase {
+            name: "missing config",
+            args: &["train", "nope.toml"],
+            files: vec![],
+            expect: &["cannot read the config", "nope.toml"],
+        },
+        BadCase {
+            name: "non-numeric steps flag",
+            args: &["train", "c.toml", "--steps", "many"],
+            files: vec![("c.toml", text(base.to_string()))],
+            expect: &["--steps", "many"],
+        },
+        BadCase {
+            name: "zero steps flag",
+            args: &["train", "c.toml", "--steps", "0"],
+            files: vec![("c.toml", text(base.to_string()))],
+            expect: &["--steps"],
+        },
+        BadCase {
+            name: "zero threads",
+            args: &["reproduce", "intro", "--threads", "0"],
+            files: vec![],
+            expect: &["--threads"],
+        },
+        BadCase {
+            name: "non-numeric seed",
+            args: &["reproduce", "intro", "--seed", "x1"],
+            files: vec![],
+            expect: &["--seed"],
+        },
+        BadCase {
+            name: "diverging training",
+            args: &["train", "c.toml"],
+            files: vec![(
+                "c.toml",
+                text(format!(
+                    "{}[train]\nlr = 1e30\nsteps = 50\n[data]\nimportance = 1e12\n",
+                    base.replace("relu-output", "linear")
+                )),
+            )],
+            expect: &["diverged", "instance 0"],
+        },
+        BadCase {
+            name: "weights file that is not safetensors",
+            args: &["analyze", "w.safetensors"],
+            files: vec![("w.safetensors", b"this is not a weights file".to_vec())],
+            expect: &["not a valid safetensors"],
+        },
+        BadCase {
+            name: "missing weights file",
+            args: &["analyze", "missing.safetensors"],
+            files: vec![],
+            expect: &["missing.safetensors"],
+        },
+        BadCase {
+            name: "out path is a file",
+            args: &["reproduce", "intro", "--out", "taken"],
+            files: vec![("taken", b"x".to_vec())],
+            expect: &["--out", "not a folder"],
+        },
+    ];
+    for case in cases {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in &case.files {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
+        let before: Vec<PathBuf> = list(dir.path());
+        let o = tms(case.args, dir.path());
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{}: accepted", case.name);
+        assert!(!err.contains("panicked"), "{}: panicked: {err}", case.name);
+        for e in case.expect {
+            assert!(
+                err.contains(e),
+                "{}: message {err:?} lacks {e:?}",
+                case.name
+            );
+        }
+        assert_eq!(err.lines().count(), 1, "{}: not one line: {err}", case.name);
+        assert!(err.starts_with("error"), "{}: {err}", case.name);
+        assert_eq!(list(dir.path()), before, "{}: created output", case.name);
+    }
+}
+
+#[test]
+fn existing_out_folder_needs_force() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    std::fs::write(dir.path().join("out/keep.txt"), "mine").unwrap();
+    std::fs::write(dir.path().join("c.toml"), SMALL_CONFIG).unwrap();
+    let o = tms(&["train", "c.toml", "--out", "out", "-q"], dir.path());
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--force"));
+    assert!(dir.path().join("out/keep.txt").exists());
+    let o = tms(
+        &["train", "c.toml", "--out", "out", "--force", "-q"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!dir.path().join("out/keep.txt").exists());
+    assert!(dir.path().join("out/metrics.json").exists());
+}
+
+#[test]
+fn help_is_available_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["--help"],
+        vec!["reproduce", "--help"],
+        vec!["train", "--help"],
+        vec!["analyze", "--help"],
+        vec!["list", "--help"],
+    ] {
+        let o = tms(&args, dir.path());
+        assert!(o.status.success());
+        assert!(stdout(&o).contains("Usage"));
+    }
+}
+
+fn list(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = walk(dir);
+    v.sort();
+    v
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flat_map(|e| {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                let mut inner = walk(&p);
+                inner.push(p);
+                inner
+            } else {
+                vec![p]
+            }
+        })
+        .collect()
+}
