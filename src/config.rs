@@ -138,6 +138,43 @@ pub struct TrainSettings {
     pub init: InitScheme,
     /// Number of points of the loss curve kept in `loss.csv`.
     pub log_points: u64,
+    /// Train only instances `from..to` of the config (to shard a sweep across machines); each
+    /// gets exactly the weights it would get in the full run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub only_instances: Option<InstanceRange>,
+}
+
+/// A half-open range of instance indices, `from..to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceRange {
+    /// First instance.
+    pub from: usize,
+    /// One past the last instance.
+    pub to: usize,
+}
+
+impl std::str::FromStr for InstanceRange {
+    type Err = String;
+
+    /// `3..5` (instances 3 and 4) or `7` (instance 7 alone).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a range: write FROM..TO (e.g. 3..5) or one index");
+        let (from, to) = match s.split_once("..") {
+            Some((a, b)) => (
+                a.trim().parse().map_err(|_| bad())?,
+                b.trim().parse().map_err(|_| bad())?,
+            ),
+            None => {
+                let k: usize = s.trim().parse().map_err(|_| bad())?;
+                (k, k + 1)
+            }
+        };
+        if from >= to {
+            return Err(format!("{s:?} is empty: FROM must be below TO"));
+        }
+        Ok(InstanceRange { from, to })
+    }
 }
 
 impl Default for TrainSettings {
@@ -154,6 +191,7 @@ impl Default for TrainSettings {
             seed: 0,
             init: InitScheme::Notebook,
             log_points: 200,
+            only_instances: None,
         }
     }
 }
@@ -373,6 +411,22 @@ impl TrainConfig {
         toml::from_str(text).map_err(|e| toml_error(text, origin, &e))
     }
 
+    /// Parse and fully validate TOML text; every error names `origin:line:column` of the
+    /// offending value (or of its nearest enclosing table).
+    pub fn from_toml_validated(
+        text: &str,
+        origin: &str,
+    ) -> Result<(Self, Vec<InstanceSpec>), ConfigError> {
+        let config = Self::from_toml(text, origin)?;
+        match config.resolve() {
+            Ok(specs) => Ok((config, specs)),
+            Err(mut e) => {
+                e.location = Some(locate(text, origin, &e.field));
+                Err(e)
+            }
+        }
+    }
+
     /// The config as TOML (round-trips through [`TrainConfig::from_toml`] exactly).
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a TrainConfig always serialises to TOML")
@@ -425,8 +479,30 @@ impl TrainConfig {
         } else {
             specs.push(instance(0, 0, &base_p, &base_imp));
         }
-        self.check_memory(specs.len())?;
+        if let Some(r) = self.train.only_instances {
+            if r.from >= r.to || r.to > specs.len() {
+                return Err(ConfigError::new(
+                    "train.only_instances",
+                    format!(
+                        "{}..{} is out of range: the config has {} instances (0..{})",
+                        r.from,
+                        r.to,
+                        specs.len(),
+                        specs.len()
+                    ),
+                ));
+            }
+        }
+        self.check_memory(self.selected(&specs).len())?;
         Ok(specs)
+    }
+
+    /// The instances this run trains: all of `specs`, or the `train.only_instances` range.
+    pub fn selected<'a>(&self, specs: &'a [InstanceSpec]) -> &'a [InstanceSpec] {
+        match self.train.only_instances {
+            Some(r) if r.from < r.to && r.to <= specs.len() => &specs[r.from..r.to],
+            _ => specs,
+        }
     }
 
     fn validate_scalars(&self) -> Result<(), ConfigError> {
@@ -703,14 +779,17 @@ fn positive_finite(v: f64, field: &str) -> Result<(), ConfigError> {
 
 /// Turn a TOML error into one line: `file:line:col: `key`: message`.
 fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> ConfigError {
-    let message = e.message().trim().replace('\n', " ");
+    let mut message = e.message().trim().replace('\n', " ");
+    if message.starts_with("unknown") {
+        if let Some(name) = suggestion(&message) {
+            message = format!("{message}; did you mean `{name}`?");
+        }
+    }
     let (location, field) = match e.span() {
         Some(span) => {
             let start = span.start.min(text.len());
-            let before = &text[..start];
-            let line = before.matches('\n').count() + 1;
-            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-            let col = before[line_start..].chars().count() + 1;
+            let (line, col) = line_col(text, start);
+            let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
             let line_text = text[line_start..].lines().next().unwrap_or("");
             let key = line_text
                 .split_once('=')
@@ -725,6 +804,84 @@ fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> ConfigError {
         field,
         message,
     }
+}
+
+/// `origin:line:column` of the value at a dotted field path (`data.importance[2]`), or of the
+/// nearest enclosing entry found in the text.
+pub fn locate(text: &str, origin: &str, field: &str) -> String {
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
+        return origin.to_string();
+    };
+    let mut item = doc.as_item();
+    let mut span = None;
+    'walk: for segment in field.split('.').filter(|s| !s.is_empty()) {
+        let (key, indices) = match segment.split_once('[') {
+            Some((k, rest)) => (k, rest),
+            None => (segment, ""),
+        };
+        match item.get(key) {
+            Some(next) => {
+                item = next;
+                span = item.span().or(span);
+            }
+            None => break,
+        }
+        for idx in indices.split('[').filter(|s| !s.is_empty()) {
+            let Ok(i) = idx.trim_end_matches(']').parse::<usize>() else {
+                break 'walk;
+            };
+            match item.get(i) {
+                Some(next) => {
+                    item = next;
+                    span = item.span().or(span);
+                }
+                None => break 'walk,
+            }
+        }
+    }
+    match span {
+        Some(range) => {
+            let (line, col) = line_col(text, range.start);
+            format!("{origin}:{line}:{col}")
+        }
+        None => origin.to_string(),
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`" (and unknown variants), the
+/// closest allowed name, when one is close enough to be a likely typo.
+fn suggestion(message: &str) -> Option<String> {
+    let unknown = message.split('`').nth(1)?;
+    let expected = message.split_once("expected")?.1;
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let (best, distance) = candidates
+        .iter()
+        .map(|c| (*c, edit_distance(unknown, c)))
+        .min_by_key(|(_, d)| *d)?;
+    (distance <= (best.len().max(unknown.len()) / 2).max(2)).then(|| best.to_string())
+}
+
+/// Levenshtein distance between two short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 #[cfg(test)]
@@ -823,6 +980,57 @@ restarts = 3
         let e = err("[model]\nkind = \"relu-output\"\nfeatures = 100000\nhidden = 100000\n[sweep]\nrestarts = 100\n");
         assert!(e.contains("GiB"), "{e}");
         assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn semantic_errors_point_at_the_value() {
+        let text = "[model]\nkind = \"relu-output\"\nfeatures = 5\nhidden = 2\n[data]\nfeature_probability = [1.0, 0.5, 2.0, 0.1, 0.1]\n";
+        let e = TrainConfig::from_toml_validated(text, "c.toml").unwrap_err();
+        assert_eq!(e.location.as_deref(), Some("c.toml:6:34"), "{e}");
+        let text = "[model]\nkind = \"relu-output\"\nfeatures = 5\nhidden = 2\n[sweep]\nsparsity = { from = 0.0, to = 0.9, count = 3 }\n";
+        let e = TrainConfig::from_toml_validated(text, "c.toml").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("c.toml:6:21: `sweep.sparsity.from`"),
+            "{e}"
+        );
+        let text = "[model]\nkind = \"relu-output\"\nfeatures = 5\nhidden = 2\n[[instance]]\n[[instance]]\nimportance = -1\n";
+        let e = TrainConfig::from_toml_validated(text, "c.toml").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("c.toml:7:14: `instance[1].importance[0]`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_names_get_a_suggestion() {
+        let base = "[model]\nkind = \"relu-output\"\nfeatures = 5\nhidden = 2\n";
+        let e = err(&format!("{base}[train]\nbatchsize = 10\n"));
+        assert!(e.contains("did you mean `batch_size`?"), "{e}");
+        let e = err("[model]\nkind = \"relu_output\"\nfeatures = 5\nhidden = 2\n");
+        assert!(e.contains("did you mean `relu-output`?"), "{e}");
+        let e = err(&format!("{base}[train]\nzzzzzzzzzz = 10\n"));
+        assert!(!e.contains("did you mean"), "{e}");
+        assert_eq!(edit_distance("stepz", "steps"), 1);
+    }
+
+    #[test]
+    fn instance_ranges_parse_and_validate() {
+        assert_eq!("3..5".parse(), Ok(InstanceRange { from: 3, to: 5 }));
+        assert_eq!("7".parse(), Ok(InstanceRange { from: 7, to: 8 }));
+        assert!("5..3".parse::<InstanceRange>().is_err());
+        assert!("a..b".parse::<InstanceRange>().is_err());
+        let mut cfg = TrainConfig::from_toml(INTRO_LIKE, "t").unwrap();
+        cfg.train.only_instances = Some(InstanceRange { from: 8, to: 12 });
+        let e = cfg.resolve().unwrap_err().to_string();
+        assert!(
+            e.contains("train.only_instances") && e.contains("10 instances"),
+            "{e}"
+        );
+        cfg.train.only_instances = Some(InstanceRange { from: 8, to: 10 });
+        let specs = cfg.resolve().unwrap();
+        assert_eq!(cfg.selected(&specs)[0].index, 8);
     }
 
     #[test]

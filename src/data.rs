@@ -71,6 +71,24 @@ impl LaneRng {
         LaneRng { s }
     }
 
+    /// The full generator state (for checkpoints).
+    pub fn state(&self) -> [u32; 4 * LANES] {
+        let mut out = [0u32; 4 * LANES];
+        for (w, word) in self.s.iter().enumerate() {
+            out[w * LANES..(w + 1) * LANES].copy_from_slice(word);
+        }
+        out
+    }
+
+    /// A generator continuing exactly from a saved [`LaneRng::state`].
+    pub fn from_state(state: &[u32; 4 * LANES]) -> Self {
+        let mut s = [[0u32; LANES]; 4];
+        for (w, word) in s.iter_mut().enumerate() {
+            word.copy_from_slice(&state[w * LANES..(w + 1) * LANES]);
+        }
+        LaneRng { s }
+    }
+
     /// Advance every lane once and return the eight outputs.
     #[inline(always)]
     pub fn next_block(&mut self) -> [u32; LANES] {
@@ -160,6 +178,16 @@ impl FeatureSampler {
         }
     }
 
+    /// The random stream's position (for checkpoints).
+    pub fn rng_state(&self) -> [u32; 4 * LANES] {
+        self.rng.state()
+    }
+
+    /// Continue the random stream from a saved position.
+    pub fn set_rng_state(&mut self, state: &[u32; 4 * LANES]) {
+        self.rng = LaneRng::from_state(state);
+    }
+
     /// Number of features.
     pub fn features(&self) -> usize {
         self.threshold.len()
@@ -215,6 +243,14 @@ mod tests {
             }
         }
         assert_ne!(LaneRng::new(43).next_block(), x);
+    }
+
+    #[test]
+    fn saved_state_continues_the_stream() {
+        let mut a = LaneRng::new(5);
+        a.next_block();
+        let mut b = LaneRng::from_state(&a.state());
+        assert_eq!(a.next_block(), b.next_block());
     }
 
     #[test]

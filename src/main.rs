@@ -3,18 +3,21 @@
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tms::config::TrainConfig;
-use tms::experiments::{self, ExperimentOptions};
+use tms::config::{locate, InstanceRange, TrainConfig};
+use tms::experiments::{self, Experiment, ExperimentOptions};
+use tms::output::checkpoint::{is_checkpoint, Checkpoint, RunKind};
 use tms::output::weights::Weights;
 use tms::output::{check_out_path, default_out_path};
 use tms::pipeline::{
     analyze_weights, standard_figures, summary_table, train_run, write_run, RunResult,
 };
-use tms::train::Progress;
+use tms::train::{Progress, TrainControl, TrainError, TrainState};
 
 /// Toy models of superposition: train, analyse and reproduce Elhage et al. (2022).
 #[derive(Parser)]
@@ -38,6 +41,27 @@ struct OutputArgs {
     quiet: bool,
 }
 
+/// Flags shared by every command that trains.
+#[derive(clap::Args)]
+struct TrainingArgs {
+    /// Worker threads (default: one per core); results do not depend on it
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Option<u32>,
+    /// Seconds between checkpoints of a long run (0: only on Ctrl-C / SIGTERM)
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    checkpoint_every: u64,
+}
+
+impl TrainingArgs {
+    fn runner(&self, quiet: bool) -> Runner {
+        Runner {
+            threads: self.threads.map(|t| t as usize),
+            checkpoint_every: self.checkpoint_every,
+            quiet,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// List the paper experiments, one line each
@@ -52,9 +76,11 @@ enum Command {
         /// Restarts per sweep point; figures and verdicts use the lowest-loss one
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
         restarts: Option<u32>,
-        /// Worker threads (default: one per core)
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
-        threads: Option<u32>,
+        /// Train only instances FROM..TO (e.g. 3..5) to shard a sweep; same weights as the full run
+        #[arg(long, value_name = "FROM..TO")]
+        instances: Option<InstanceRange>,
+        #[command(flatten)]
+        training: TrainingArgs,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -68,11 +94,23 @@ enum Command {
         /// Override [train].steps
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         steps: Option<u64>,
-        /// Worker threads (default: one per core)
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
-        threads: Option<u32>,
+        /// Train only instances FROM..TO (e.g. 3..5) to shard a sweep; same weights as the full run
+        #[arg(long, value_name = "FROM..TO")]
+        instances: Option<InstanceRange>,
+        #[command(flatten)]
+        training: TrainingArgs,
         #[command(flatten)]
         output: OutputArgs,
+    },
+    /// Finish an interrupted run from its checkpoint (bit-identical to an uninterrupted run)
+    Resume {
+        /// The run folder holding checkpoint.safetensors
+        run_dir: PathBuf,
+        #[command(flatten)]
+        training: TrainingArgs,
+        /// Print only the final summary (no progress bar)
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Compute metrics and figures for a weights file (W as [instances, features, hidden])
     Analyze {
@@ -118,6 +156,117 @@ fn main() -> ExitCode {
 
 /// Exit status of a run that finished but did not reproduce the paper's result.
 const NOT_REPRODUCED: u8 = 3;
+/// Exit status of a run stopped by Ctrl-C or SIGTERM (a checkpoint was saved).
+const INTERRUPTED: u8 = 130;
+
+/// Set by the signal handler; training stops at the next block boundary.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+fn install_signal_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            eprintln!("\nstopping now, without a checkpoint");
+            std::process::exit(INTERRUPTED as i32);
+        }
+        eprintln!(
+            "\nstopping at the next block of steps to save a checkpoint (Ctrl-C again to abort)"
+        );
+    });
+}
+
+/// What one training job is: a config, how it was started, and where it continues from.
+struct Job {
+    name: String,
+    kind: RunKind,
+    experiment: Option<&'static Experiment>,
+    config: TrainConfig,
+    resume: Option<TrainState>,
+}
+
+/// Settings shared by every command that trains.
+struct Runner {
+    threads: Option<usize>,
+    checkpoint_every: u64,
+    quiet: bool,
+}
+
+enum Outcome {
+    Finished(Box<RunResult>),
+    Interrupted,
+}
+
+impl Runner {
+    /// Train `job`, checkpointing into `out`; on success write the run folder there.
+    fn execute(&self, job: Job, out: &Path, force: bool) -> anyhow::Result<Outcome> {
+        // A checkpoint folder at `out` is ours to replace (a resumed run, or one written here).
+        let owned = Cell::new(job.resume.is_some() && is_checkpoint(out));
+        let checkpoint_of = |state: &TrainState| Checkpoint {
+            experiment: job.name.clone(),
+            kind: job.kind,
+            config: job.config.clone(),
+            state: state.clone(),
+        };
+        let mut periodic = |state: &TrainState| -> Result<(), String> {
+            checkpoint_of(state)
+                .write(out, "in progress", force || owned.get())
+                .map_err(|e| format!("{e:#}"))?;
+            owned.set(true);
+            Ok(())
+        };
+        let control = TrainControl {
+            threads: self.threads,
+            stop: Some(&STOP),
+            checkpoint: (self.checkpoint_every > 0).then(|| {
+                (
+                    Duration::from_secs(self.checkpoint_every),
+                    &mut periodic as _,
+                )
+            }),
+        };
+        let mut bar = Bar::new(self.quiet);
+        let result = match job.experiment {
+            Some(e) => e.run(&job.config, job.resume.as_ref(), control, &mut bar),
+            None => train_run(
+                &job.name,
+                &job.config,
+                job.resume.as_ref(),
+                control,
+                &mut bar,
+            )
+            .map(|mut r| {
+                r.figures = standard_figures(&r);
+                r
+            }),
+        };
+        match result {
+            Ok(run) => {
+                finish(&run, out, force || owned.get())?;
+                Ok(Outcome::Finished(Box::new(run)))
+            }
+            Err(e) => match e.downcast::<TrainError>() {
+                Ok(TrainError::Interrupted { state }) => {
+                    checkpoint_of(&state).write(out, "interrupted", force || owned.get())?;
+                    eprintln!(
+                        "interrupted at step {} of {}; saved in {}; continue with: tms resume {}",
+                        state.done,
+                        state.steps,
+                        out.display(),
+                        out.display()
+                    );
+                    Ok(Outcome::Interrupted)
+                }
+                Ok(e @ TrainError::Diverged { .. }) => {
+                    if owned.get() {
+                        bail!("{e}; the last good checkpoint is kept in {}", out.display())
+                    }
+                    bail!("{e}")
+                }
+                Ok(other) => Err(other.into()),
+                Err(other) => Err(other),
+            },
+        }
+    }
+}
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -131,15 +280,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             experiment,
             seed,
             restarts,
-            threads,
+            instances,
+            training,
             output,
         } => {
             let options = ExperimentOptions {
                 seed,
                 restarts: restarts.map(|r| r as usize),
             };
-            let threads = threads.map(|t| t as usize);
-            let chosen: Vec<_> = if experiment == "all" {
+            let chosen: Vec<&'static Experiment> = if experiment == "all" {
                 experiments::registry().iter().collect()
             } else {
                 match experiments::find(&experiment) {
@@ -156,23 +305,38 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (None, true) => default_out_path(Path::new("runs"), "all"),
                 _ => PathBuf::from("runs"),
             };
-            let outs: Vec<PathBuf> = chosen
-                .iter()
-                .map(|e| match (&output.out, all) {
+            let mut jobs = Vec::new();
+            for e in &chosen {
+                let mut config = (e.config)(&options);
+                config.train.only_instances = instances;
+                config
+                    .resolve()
+                    .map_err(|err| anyhow::anyhow!("experiment {}: {err}", e.name))?;
+                let out = match (&output.out, all) {
                     (Some(dir), false) => dir.clone(),
                     (None, false) => default_out_path(&base, e.name),
                     (_, true) => base.join(e.name),
-                })
-                .collect();
-            for o in &outs {
-                check_out_path(o, output.force)?;
+                };
+                check_out_path(&out, output.force)?;
+                jobs.push((e, config, out));
             }
+            install_signal_handler();
+            let runner = training.runner(output.quiet);
             let mut reproduced = true;
-            for (e, out) in chosen.iter().zip(&outs) {
-                let mut bar = Bar::new(output.quiet);
-                let result = e.run(&options, threads, &mut bar)?;
-                reproduced &= result.verdict.as_ref().is_some_and(|v| v.reproduced);
-                finish(&result, out, output.force)?;
+            for (e, config, out) in jobs {
+                let job = Job {
+                    name: e.name.to_string(),
+                    kind: RunKind::Experiment,
+                    experiment: Some(e),
+                    config,
+                    resume: None,
+                };
+                match runner.execute(job, &out, output.force)? {
+                    Outcome::Finished(run) => {
+                        reproduced &= run.verdict.as_ref().is_some_and(|v| v.reproduced)
+                    }
+                    Outcome::Interrupted => return Ok(ExitCode::from(INTERRUPTED)),
+                }
             }
             Ok(if reproduced {
                 ExitCode::SUCCESS
@@ -184,30 +348,83 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             seed,
             steps,
-            threads,
+            instances,
+            training,
             output,
         } => {
             let text = std::fs::read_to_string(&config)
                 .with_context(|| format!("cannot read the config {}", config.display()))?;
-            let mut cfg = TrainConfig::from_toml(&text, &config.display().to_string())?;
+            let origin = config.display().to_string();
+            let mut cfg = TrainConfig::from_toml(&text, &origin)?;
             if let Some(s) = seed {
                 cfg.train.seed = s;
             }
             if let Some(s) = steps {
                 cfg.train.steps = s;
             }
-            cfg.resolve()
-                .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+            if instances.is_some() {
+                cfg.train.only_instances = instances;
+            }
+            if let Err(mut e) = cfg.resolve() {
+                e.location = Some(locate(&text, &origin, &e.field));
+                return Err(e.into());
+            }
             let out = output
                 .out
                 .clone()
                 .unwrap_or_else(|| default_out_path(Path::new("runs"), &cfg.name));
             check_out_path(&out, output.force)?;
-            let mut bar = Bar::new(output.quiet);
-            let mut result = train_run(&cfg.name, &cfg, threads.map(|t| t as usize), &mut bar)?;
-            result.figures = standard_figures(&result);
-            finish(&result, &out, output.force)?;
-            Ok(ExitCode::SUCCESS)
+            install_signal_handler();
+            let job = Job {
+                name: cfg.name.clone(),
+                kind: RunKind::Train,
+                experiment: None,
+                config: cfg,
+                resume: None,
+            };
+            match training
+                .runner(output.quiet)
+                .execute(job, &out, output.force)?
+            {
+                Outcome::Finished(_) => Ok(ExitCode::SUCCESS),
+                Outcome::Interrupted => Ok(ExitCode::from(INTERRUPTED)),
+            }
+        }
+        Command::Resume {
+            run_dir,
+            training,
+            quiet,
+        } => {
+            let ck = Checkpoint::read(&run_dir)?;
+            let experiment = match ck.kind {
+                RunKind::Experiment => {
+                    Some(experiments::find(&ck.experiment).with_context(|| {
+                        format!(
+                            "the checkpoint is of an unknown experiment {:?}",
+                            ck.experiment
+                        )
+                    })?)
+                }
+                RunKind::Train => None,
+            };
+            ck.config
+                .resolve()
+                .map_err(|e| anyhow::anyhow!("the checkpoint's config: {e}"))?;
+            install_signal_handler();
+            let job = Job {
+                name: ck.experiment,
+                kind: ck.kind,
+                experiment,
+                config: ck.config,
+                resume: Some(ck.state),
+            };
+            match training.runner(quiet).execute(job, &run_dir, false)? {
+                Outcome::Finished(run) => Ok(match &run.verdict {
+                    Some(v) if !v.reproduced => ExitCode::from(NOT_REPRODUCED),
+                    _ => ExitCode::SUCCESS,
+                }),
+                Outcome::Interrupted => Ok(ExitCode::from(INTERRUPTED)),
+            }
         }
         Command::Analyze { weights, output } => {
             let loaded = Weights::load(&weights)

@@ -15,7 +15,7 @@ use crate::output::plots::{render_png, render_svg, ArrowPanel, BarPanel, Figure,
 use crate::output::records::{loss_csv, InstanceRecord, MetricsFile, TrainingRecord};
 use crate::output::weights::Weights;
 use crate::output::RunFolder;
-use crate::train::{evaluate, train, Progress, Trained, EVAL_BATCHES};
+use crate::train::{evaluate, train, Progress, TrainControl, TrainState, Trained, EVAL_BATCHES};
 
 /// A finished run, in memory.
 #[derive(Clone, Debug)]
@@ -44,16 +44,11 @@ impl RunResult {
 
     /// `W` of the instance a record describes.
     pub fn w(&self, record: &InstanceRecord) -> &[f32] {
-        self.weights.instance_w(record.index_in_file())
+        self.weights.instance_w(record.position)
     }
 }
 
 impl InstanceRecord {
-    /// Position of this instance in the weights file (equal to `index` for full runs).
-    pub fn index_in_file(&self) -> usize {
-        self.index
-    }
-
     /// The sparsity S = 1 - p when every feature shares one p.
     pub fn common_sparsity(&self) -> Option<f64> {
         let p = self.feature_probability.as_ref()?;
@@ -62,17 +57,20 @@ impl InstanceRecord {
     }
 }
 
-/// Train every instance of `config`, then analyse the final weights.
+/// Train the instances of `config` (continuing from `resume` when given), then analyse the
+/// final weights.
 pub fn train_run(
     experiment: &str,
     config: &TrainConfig,
-    threads: Option<usize>,
+    resume: Option<&TrainState>,
+    control: TrainControl<'_>,
     progress: &mut dyn Progress,
 ) -> anyhow::Result<RunResult> {
-    let specs = config.resolve()?;
-    let trained = train(config, &specs, specs.len(), threads, progress)?;
+    let all = config.resolve()?;
+    let specs = config.selected(&all);
+    let trained = train(config, specs, all.len(), resume, control, progress)?;
     let weights = Weights::from_params(&trained.shape, &trained.params, Some(config.clone()));
-    let records = instance_records(&weights, Some(&specs), Some(&trained.final_loss));
+    let records = instance_records(&weights, Some(specs), Some(&trained.final_loss));
     Ok(RunResult {
         experiment: experiment.to_string(),
         config: Some(config.clone()),
@@ -90,7 +88,7 @@ pub fn analyze_weights(weights: Weights) -> RunResult {
     let specs = weights
         .config
         .as_ref()
-        .and_then(|c| c.resolve().ok())
+        .and_then(|c| c.resolve().ok().map(|all| c.selected(&all).to_vec()))
         .filter(|s| s.len() == weights.instances);
     let final_loss = match (&weights.config, &specs, weights.kind, &weights.b) {
         (Some(cfg), Some(specs), Some(kind), Some(_)) => {
@@ -150,7 +148,8 @@ pub fn instance_records(
             let metrics = FeatureMetrics::compute(w, n, m);
             let spec = specs.map(|s| &s[k]);
             InstanceRecord {
-                index: k,
+                index: spec.map_or(k, |s| s.index),
+                position: k,
                 restart: spec.map_or(0, |s| s.restart),
                 selected: true,
                 feature_probability: spec.map(|s| s.feature_probability.clone()),
@@ -280,7 +279,7 @@ pub fn gram_figure(run: &RunResult) -> Figure {
             gram: gram(run.w(r), n, m),
             bias: run
                 .weights
-                .instance_b(r.index_in_file())
+                .instance_b(r.position)
                 .map(|b| b.iter().map(|&v| v as f64).collect()),
         })
         .collect();

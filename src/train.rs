@@ -7,10 +7,11 @@
 //! picked once per run from the CPU's features ([`KernelVariant::detect`]).
 
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::{InitScheme, InstanceSpec, TrainConfig, TrainSettings};
-use crate::data::{stream_key, FeatureSampler, LaneRng, StreamKind};
+use crate::data::{stream_key, FeatureSampler, LaneRng, StreamKind, LANES};
 use crate::model::{forward_backward_chunk, Shape, Workspace, ROW_CHUNK};
 
 /// Receives progress from long work; the library never prints by itself.
@@ -47,6 +48,18 @@ pub enum TrainError {
         /// The loss seen.
         loss: f64,
     },
+    /// A stop was requested (Ctrl-C, SIGTERM); the state allows resuming exactly.
+    #[error("interrupted at step {} of {}", state.done, state.steps)]
+    Interrupted {
+        /// Everything needed to continue.
+        state: Box<TrainState>,
+    },
+    /// A periodic checkpoint could not be written.
+    #[error("cannot write a checkpoint: {0}")]
+    Checkpoint(String),
+    /// A checkpoint does not fit the config it is resumed with.
+    #[error("the checkpoint does not match its config: {0}")]
+    Resume(String),
     /// The thread pool could not be built.
     #[error("could not start {threads} worker threads: {message}")]
     Threads {
@@ -299,6 +312,48 @@ impl InstanceTrainer {
         self.run(settings, 1, variant);
     }
 
+    /// Everything needed to continue this instance exactly.
+    pub fn snapshot(&self) -> InstanceState {
+        InstanceState {
+            index: self.spec.index,
+            steps_done: self.steps_done,
+            params: self.params.clone(),
+            adam_m: self.adam_m.clone(),
+            adam_v: self.adam_v.clone(),
+            rng: self.sampler.rng_state(),
+        }
+    }
+
+    /// An instance continuing from a snapshot.
+    pub fn restore(
+        shape: Shape,
+        settings: &TrainSettings,
+        spec: InstanceSpec,
+        state: &InstanceState,
+    ) -> Result<Self, TrainError> {
+        if state.index != spec.index || state.params.len() != shape.param_len() {
+            return Err(TrainError::Resume(format!(
+                "instance {} has {} parameters in the checkpoint, the config expects instance {} with {}",
+                state.index,
+                state.params.len(),
+                spec.index,
+                shape.param_len()
+            )));
+        }
+        let mut t = Self::from_params(
+            shape,
+            settings,
+            spec,
+            state.params.clone(),
+            StreamKind::Data,
+        );
+        t.adam_m.copy_from_slice(&state.adam_m);
+        t.adam_v.copy_from_slice(&state.adam_v);
+        t.sampler.set_rng_state(&state.rng);
+        t.steps_done = state.steps_done;
+        Ok(t)
+    }
+
     /// Mean loss of the steps since the last call, and reset.
     fn take_block_loss(&mut self) -> f64 {
         let mean = self.block_loss / self.block_steps.max(1) as f64;
@@ -306,6 +361,68 @@ impl InstanceTrainer {
         self.block_steps = 0;
         mean
     }
+}
+
+/// The state of one instance at a block boundary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceState {
+    /// Instance index (selects its random streams).
+    pub index: usize,
+    /// Steps taken.
+    pub steps_done: u64,
+    /// Parameters.
+    pub params: Vec<f32>,
+    /// Adam first moments.
+    pub adam_m: Vec<f32>,
+    /// Adam second moments.
+    pub adam_v: Vec<f32>,
+    /// Position of the training-data stream.
+    pub rng: [u32; 4 * LANES],
+}
+
+/// The state of a whole training run at a block boundary: enough to finish it with results
+/// bit-identical to an uninterrupted run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainState {
+    /// Steps done (the same for every instance).
+    pub done: u64,
+    /// Steps of the whole run.
+    pub steps: u64,
+    /// Per-instance state, in order.
+    pub instances: Vec<InstanceState>,
+    /// Loss curve so far: step of each logged block.
+    pub log_steps: Vec<u64>,
+    /// Loss curve so far: `[point][instance]`.
+    pub log_loss: Vec<Vec<f64>>,
+    /// Training wall time so far.
+    pub elapsed: Duration,
+}
+
+impl TrainState {
+    /// Whether every parameter and moment is finite (only such states are checkpointed).
+    pub fn is_finite(&self) -> bool {
+        self.instances.iter().all(|i| {
+            i.params
+                .iter()
+                .chain(&i.adam_m)
+                .chain(&i.adam_v)
+                .all(|v| v.is_finite())
+        })
+    }
+}
+
+/// Receives the training state for a checkpoint; an `Err` stops training with that message.
+pub type CheckpointWriter<'a> = &'a mut dyn FnMut(&TrainState) -> Result<(), String>;
+
+/// How a training run is driven: threads, stop requests, periodic checkpoints.
+#[derive(Default)]
+pub struct TrainControl<'a> {
+    /// Worker threads (default: one per core).
+    pub threads: Option<usize>,
+    /// Set (by a signal handler) to stop at the next block boundary.
+    pub stop: Option<&'a AtomicBool>,
+    /// Wall time between checkpoints, and what to do with each.
+    pub checkpoint: Option<(Duration, CheckpointWriter<'a>)>,
 }
 
 /// The notebook loss of `params` on `batches` fresh evaluation batches (its own stream).
@@ -353,14 +470,21 @@ pub struct Trained {
 /// Number of evaluation batches behind `final_loss`.
 pub const EVAL_BATCHES: usize = 8;
 
-/// Train every instance of `config` (or the subset `specs`), in parallel, reporting progress.
+/// Train every instance of `config` (or the subset `specs`), in parallel, reporting progress;
+/// continue from `resume` when given.
 pub fn train(
     config: &TrainConfig,
     specs: &[InstanceSpec],
     total_instances: usize,
-    threads: Option<usize>,
+    resume: Option<&TrainState>,
+    control: TrainControl<'_>,
     progress: &mut dyn Progress,
 ) -> Result<Trained, TrainError> {
+    let TrainControl {
+        threads,
+        stop,
+        mut checkpoint,
+    } = control;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.unwrap_or(0))
         .build()
@@ -371,21 +495,65 @@ pub fn train(
     let shape = config.shape();
     let settings = &config.train;
     let variant = KernelVariant::detect();
-    let mut trainers: Vec<InstanceTrainer> = pool.install(|| {
-        specs
-            .par_iter()
-            .map(|s| InstanceTrainer::new(shape, settings, s.clone(), total_instances))
-            .collect()
-    });
-
     let steps = settings.steps;
+    let (mut trainers, mut done, mut log_steps, mut log_loss, before) = match resume {
+        None => {
+            let trainers: Vec<InstanceTrainer> = pool.install(|| {
+                specs
+                    .par_iter()
+                    .map(|s| InstanceTrainer::new(shape, settings, s.clone(), total_instances))
+                    .collect()
+            });
+            (trainers, 0, Vec::new(), Vec::new(), Duration::ZERO)
+        }
+        Some(state) => {
+            if state.instances.len() != specs.len() || state.steps != steps || state.done > steps {
+                return Err(TrainError::Resume(format!(
+                    "it holds {} instances at step {} of {}; the config has {} instances and {} steps",
+                    state.instances.len(),
+                    state.done,
+                    state.steps,
+                    specs.len(),
+                    steps
+                )));
+            }
+            let trainers = specs
+                .iter()
+                .zip(&state.instances)
+                .map(|(spec, st)| InstanceTrainer::restore(shape, settings, spec.clone(), st))
+                .collect::<Result<Vec<_>, _>>()?;
+            (
+                trainers,
+                state.done,
+                state.log_steps.clone(),
+                state.log_loss.clone(),
+                state.elapsed,
+            )
+        }
+    };
+
     let block = steps.div_ceil(settings.log_points.min(steps)).max(1);
-    let mut log_steps = Vec::new();
-    let mut log_loss = Vec::new();
     let start = Instant::now();
+    let mut last_checkpoint = Instant::now();
+    let snapshot =
+        |trainers: &[InstanceTrainer], done, log_steps: &[u64], log_loss: &[Vec<f64>]| TrainState {
+            done,
+            steps,
+            instances: trainers.iter().map(InstanceTrainer::snapshot).collect(),
+            log_steps: log_steps.to_vec(),
+            log_loss: log_loss.to_vec(),
+            elapsed: before + start.elapsed(),
+        };
     progress.begin(&config.name, steps);
-    let mut done = 0;
+    progress.update(done, f64::NAN);
     while done < steps {
+        if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            progress.end();
+            let state = snapshot(&trainers, done, &log_steps, &log_loss);
+            return Err(TrainError::Interrupted {
+                state: Box::new(state),
+            });
+        }
         let count = block.min(steps - done);
         pool.install(|| {
             trainers
@@ -406,8 +574,17 @@ pub fn train(
         progress.update(done, losses.iter().sum::<f64>() / losses.len() as f64);
         log_steps.push(done);
         log_loss.push(losses);
+        if let Some((every, write)) = checkpoint.as_mut() {
+            if done < steps && last_checkpoint.elapsed() >= *every {
+                let state = snapshot(&trainers, done, &log_steps, &log_loss);
+                if state.is_finite() {
+                    write(&state).map_err(TrainError::Checkpoint)?;
+                }
+                last_checkpoint = Instant::now();
+            }
+        }
     }
-    let elapsed = start.elapsed();
+    let elapsed = before + start.elapsed();
     progress.end();
 
     let final_loss: Vec<f64> = pool.install(|| {
@@ -433,6 +610,48 @@ mod tests {
     use super::*;
     use crate::config::{ModelConfig, TrainConfig};
     use crate::model::ModelKind;
+
+    fn one_thread() -> TrainControl<'static> {
+        TrainControl {
+            threads: Some(1),
+            ..Default::default()
+        }
+    }
+
+    /// Stopping and resuming from the state gives bit-identical results.
+    #[test]
+    fn resume_after_stop_is_bit_identical() {
+        let mut cfg = tiny_config(ModelKind::ReluOutput);
+        cfg.train.steps = 120;
+        cfg.train.log_points = 12;
+        let specs = cfg.resolve().unwrap();
+        let full = train(&cfg, &specs, 1, None, one_thread(), &mut NoProgress).unwrap();
+        // Stop after the first checkpoint by setting the flag from the checkpoint callback.
+        let stop = AtomicBool::new(false);
+        let mut saved = None;
+        let mut on_checkpoint = |s: &TrainState| {
+            saved = Some(s.clone());
+            stop.store(true, Ordering::SeqCst);
+            Ok(())
+        };
+        let control = TrainControl {
+            threads: Some(1),
+            stop: Some(&stop),
+            checkpoint: Some((Duration::ZERO, &mut on_checkpoint)),
+        };
+        let err = train(&cfg, &specs, 1, None, control, &mut NoProgress).unwrap_err();
+        let TrainError::Interrupted { state } = err else {
+            panic!("expected an interruption, got {err}");
+        };
+        assert_eq!(state.done, 10);
+        let saved = saved.expect("a checkpoint was written");
+        assert_eq!(saved.instances, state.instances);
+        assert_eq!(saved.log_loss, state.log_loss);
+        let resumed = train(&cfg, &specs, 1, Some(&state), one_thread(), &mut NoProgress).unwrap();
+        assert_eq!(resumed.params, full.params);
+        assert_eq!(resumed.log_loss, full.log_loss);
+        assert_eq!(resumed.final_loss, full.final_loss);
+    }
 
     fn tiny_config(kind: ModelKind) -> TrainConfig {
         let mut cfg = TrainConfig {
@@ -504,7 +723,7 @@ mod tests {
             );
             let mut c2 = cfg.clone();
             c2.train.steps = 400;
-            let t = train(&c2, &specs, 1, Some(1), &mut NoProgress).unwrap();
+            let t = train(&c2, &specs, 1, None, one_thread(), &mut NoProgress).unwrap();
             assert!(
                 t.final_loss[0] < 0.8 * before,
                 "{kind:?}: {} -> {}",
@@ -523,10 +742,21 @@ mod tests {
             ..Default::default()
         });
         let specs = cfg.resolve().unwrap();
-        let one = train(&cfg, &specs, 3, Some(1), &mut NoProgress).unwrap();
-        let two = train(&cfg, &specs, 3, Some(2), &mut NoProgress).unwrap();
+        let one = train(&cfg, &specs, 3, None, one_thread(), &mut NoProgress).unwrap();
+        let two = train(
+            &cfg,
+            &specs,
+            3,
+            None,
+            TrainControl {
+                threads: Some(2),
+                ..Default::default()
+            },
+            &mut NoProgress,
+        )
+        .unwrap();
         assert_eq!(one.params, two.params);
-        let alone = train(&cfg, &specs[1..2], 3, Some(1), &mut NoProgress).unwrap();
+        let alone = train(&cfg, &specs[1..2], 3, None, one_thread(), &mut NoProgress).unwrap();
         assert_eq!(alone.params[0], one.params[1]);
     }
 
@@ -536,7 +766,7 @@ mod tests {
         cfg.train.lr = 1e30;
         cfg.data.importance = crate::config::ImportanceSpec::All(1e12);
         let specs = cfg.resolve().unwrap();
-        let e = train(&cfg, &specs, 1, Some(1), &mut NoProgress).unwrap_err();
+        let e = train(&cfg, &specs, 1, None, one_thread(), &mut NoProgress).unwrap_err();
         assert!(matches!(e, TrainError::Diverged { instance: 0, .. }), "{e}");
         assert!(e.to_string().contains("instance 0"));
     }

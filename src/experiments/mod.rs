@@ -10,7 +10,7 @@ use crate::analysis::Verdict;
 use crate::config::TrainConfig;
 use crate::output::plots::Figure;
 use crate::pipeline::{train_run, RunResult};
-use crate::train::Progress;
+use crate::train::{Progress, TrainControl, TrainState};
 
 /// Options a user can set on any experiment.
 #[derive(Clone, Debug, Default)]
@@ -60,17 +60,23 @@ pub fn names() -> String {
 }
 
 impl Experiment {
-    /// Train, analyse, draw and judge.
+    /// Train (or continue from `resume`), analyse, draw and judge, with `config` from
+    /// [`Experiment::config`] (possibly adjusted by the caller, e.g. an instance subset).
     pub fn run(
         &self,
-        options: &ExperimentOptions,
-        threads: Option<usize>,
+        config: &TrainConfig,
+        resume: Option<&TrainState>,
+        control: TrainControl<'_>,
         progress: &mut dyn Progress,
     ) -> anyhow::Result<RunResult> {
-        let config = (self.config)(options);
-        let mut run = train_run(self.name, &config, threads, progress)?;
-        run.figures = (self.figures)(&run);
-        run.verdict = Some((self.verdict)(&run));
+        let mut run = train_run(self.name, config, resume, control, progress)?;
+        self.judge(&mut run);
         Ok(run)
+    }
+
+    /// Add this experiment's figures and verdict to a finished run.
+    pub fn judge(&self, run: &mut RunResult) {
+        run.figures = (self.figures)(run);
+        run.verdict = Some((self.verdict)(run));
     }
 }

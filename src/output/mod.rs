@@ -12,6 +12,7 @@
 //! A folder is built under a temporary name beside its destination and renamed into place only
 //! when every file is written, so a failure never leaves a half-written run folder.
 
+pub mod checkpoint;
 pub mod plots;
 pub mod records;
 pub mod weights;
@@ -47,12 +48,32 @@ pub fn check_out_path(path: &Path, force: bool) -> anyhow::Result<()> {
             );
         }
     }
+    // The nearest existing ancestor must be a folder we can write in: probe it with a
+    // temporary folder, removed at once, so a bad location fails before any training.
     let mut ancestor = path.parent();
     while let Some(a) = ancestor {
-        if a.as_os_str().is_empty() || a.exists() {
-            if !a.as_os_str().is_empty() && !a.is_dir() {
-                bail!("--out {}: {} is not a folder", path.display(), a.display());
+        let dir = if a.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            a
+        };
+        if dir.exists() {
+            if !dir.is_dir() {
+                bail!(
+                    "--out {}: {} is not a folder",
+                    path.display(),
+                    dir.display()
+                );
             }
+            let probe = dir.join(format!(".tms-write-probe-{}", std::process::id()));
+            std::fs::create_dir(&probe).with_context(|| {
+                format!(
+                    "--out {}: cannot write in {}",
+                    path.display(),
+                    dir.display()
+                )
+            })?;
+            let _ = std::fs::remove_dir(&probe);
             break;
         }
         ancestor = a.parent();
@@ -167,6 +188,26 @@ mod tests {
         f.write("y.txt", b"2").unwrap();
         f.commit().unwrap();
         assert!(!target.join("x.txt").exists() && target.join("y.txt").exists());
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("run");
+        let f = RunFolder::create(&target, false).unwrap();
+        f.write("a.txt", b"1").unwrap();
+        // A folder where the file should go makes the write fail, as a full disk would.
+        std::fs::create_dir(f.staging_path().join("b.txt")).unwrap();
+        let e = f.write("b.txt", b"2").unwrap_err();
+        assert!(format!("{e:#}").contains("cannot write"), "{e:#}");
+        drop(f);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn unwritable_locations_are_refused_early() {
+        let e = check_out_path(Path::new("/proc/tms-run"), false).unwrap_err();
+        assert!(format!("{e:#}").contains("cannot write in /proc"), "{e:#}");
     }
 
     #[test]

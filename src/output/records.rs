@@ -50,8 +50,11 @@ pub struct TrainingRecord {
 /// Metrics of one instance (`feature_*` lists have one value per feature).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InstanceRecord {
-    /// Position in the run.
+    /// Instance index in its config (also selects its random streams).
     pub index: usize,
+    /// Position of this instance in the weights file (differs from `index` for subset runs).
+    #[serde(skip)]
+    pub position: usize,
     /// Restart number within its sweep point.
     pub restart: usize,
     /// Whether this restart is the lowest-loss one of its sweep point (used by figures and

@@ -1,0 +1,345 @@
+//! Checkpoints: a resumable run folder, written periodically and on Ctrl-C / SIGTERM.
+//!
+//! ```text
+//! RUN/                       (at the run's output path, until the run completes)
+//!   checkpoint.safetensors   params, adam_m, adam_v f32 [instances, P]; rng u32 [instances, 32];
+//!                            steps_done, index u64 [instances]; log_steps u64 [points];
+//!                            log_loss f64 [points, instances];
+//!                            metadata: format, config (TOML), experiment, kind, done, steps, elapsed
+//!   config.toml              the run's config
+//!   status.json              {"status", "done", "steps", "resume"}
+//! ```
+//!
+//! `tms resume RUN` finishes the run; its weights are bit-identical to an uninterrupted run's.
+
+use anyhow::{bail, Context};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use super::RunFolder;
+use crate::config::TrainConfig;
+use crate::data::LANES;
+use crate::train::{InstanceState, TrainState};
+
+/// File name of the state inside a checkpoint folder.
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+
+/// What produced a checkpointed run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunKind {
+    /// `tms reproduce NAME`: resuming applies the experiment's figures and verdict.
+    Experiment,
+    /// `tms train CONFIG`.
+    Train,
+}
+
+/// A resumable training run.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    /// Experiment or config name.
+    pub experiment: String,
+    /// How the run was started.
+    pub kind: RunKind,
+    /// The run's config.
+    pub config: TrainConfig,
+    /// The training state at a block boundary.
+    pub state: TrainState,
+}
+
+fn bytes_of<T: Copy>(data: &[T]) -> &[u8] {
+    // SAFETY: only called with f32, f64, u32, u64: no padding, every byte pattern is valid u8.
+    unsafe { std::slice::from_raw_parts(data.as_ptr() as *const u8, std::mem::size_of_val(data)) }
+}
+
+impl Checkpoint {
+    /// Serialise to safetensors bytes (little-endian hosts, as every supported target).
+    pub fn to_bytes(&self) -> anyhow::Result<Vec<u8>> {
+        let st = &self.state;
+        let count = st.instances.len();
+        let plen = st.instances.first().map_or(0, |i| i.params.len());
+        let cat = |f: fn(&InstanceState) -> &Vec<f32>| -> Vec<f32> {
+            st.instances
+                .iter()
+                .flat_map(|i| f(i).iter().copied())
+                .collect()
+        };
+        let params = cat(|i| &i.params);
+        let adam_m = cat(|i| &i.adam_m);
+        let adam_v = cat(|i| &i.adam_v);
+        let rng: Vec<u32> = st.instances.iter().flat_map(|i| i.rng).collect();
+        let steps_done: Vec<u64> = st.instances.iter().map(|i| i.steps_done).collect();
+        let index: Vec<u64> = st.instances.iter().map(|i| i.index as u64).collect();
+        let log_loss: Vec<f64> = st.log_loss.iter().flatten().copied().collect();
+        let points = st.log_steps.len();
+        fn view<'a>(
+            dtype: Dtype,
+            shape: Vec<usize>,
+            name: &str,
+            bytes: &'a [u8],
+        ) -> anyhow::Result<TensorView<'a>> {
+            TensorView::new(dtype, shape, bytes)
+                .with_context(|| format!("checkpoint tensor {name}"))
+        }
+        let tensors = vec![
+            (
+                "params",
+                view(Dtype::F32, vec![count, plen], "params", bytes_of(&params))?,
+            ),
+            (
+                "adam_m",
+                view(Dtype::F32, vec![count, plen], "adam_m", bytes_of(&adam_m))?,
+            ),
+            (
+                "adam_v",
+                view(Dtype::F32, vec![count, plen], "adam_v", bytes_of(&adam_v))?,
+            ),
+            (
+                "rng",
+                view(Dtype::U32, vec![count, 4 * LANES], "rng", bytes_of(&rng))?,
+            ),
+            (
+                "steps_done",
+                view(Dtype::U64, vec![count], "steps_done", bytes_of(&steps_done))?,
+            ),
+            (
+                "index",
+                view(Dtype::U64, vec![count], "index", bytes_of(&index))?,
+            ),
+            (
+                "log_steps",
+                view(
+                    Dtype::U64,
+                    vec![points],
+                    "log_steps",
+                    bytes_of(&st.log_steps),
+                )?,
+            ),
+            (
+                "log_loss",
+                view(
+                    Dtype::F64,
+                    vec![points, count],
+                    "log_loss",
+                    bytes_of(&log_loss),
+                )?,
+            ),
+        ];
+        let mut meta = HashMap::new();
+        meta.insert("format".to_string(), "tms-checkpoint/1".to_string());
+        meta.insert("config".to_string(), self.config.to_toml());
+        meta.insert("experiment".to_string(), self.experiment.clone());
+        let kind = match self.kind {
+            RunKind::Experiment => "experiment",
+            RunKind::Train => "train",
+        };
+        meta.insert("kind".to_string(), kind.to_string());
+        meta.insert("done".to_string(), st.done.to_string());
+        meta.insert("steps".to_string(), st.steps.to_string());
+        meta.insert("elapsed".to_string(), st.elapsed.as_secs_f64().to_string());
+        Ok(safetensors::serialize(tensors, &Some(meta))?)
+    }
+
+    /// Parse and check checkpoint bytes.
+    pub fn from_bytes(bytes: &[u8]) -> anyhow::Result<Self> {
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| anyhow::anyhow!("not a valid checkpoint file ({e})"))?;
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| anyhow::anyhow!("not a valid checkpoint file ({e})"))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        let get = |k: &str| {
+            meta.get(k)
+                .cloned()
+                .with_context(|| format!("checkpoint metadata lacks `{k}`"))
+        };
+        if get("format")? != "tms-checkpoint/1" {
+            bail!("unknown checkpoint format {:?}", get("format")?);
+        }
+        let config = TrainConfig::from_toml(&get("config")?, "checkpoint config")?;
+        let kind = match get("kind")?.as_str() {
+            "experiment" => RunKind::Experiment,
+            "train" => RunKind::Train,
+            other => bail!("unknown run kind {other:?} in the checkpoint"),
+        };
+        let done: u64 = get("done")?.parse().context("checkpoint `done`")?;
+        let steps: u64 = get("steps")?.parse().context("checkpoint `steps`")?;
+        let elapsed: f64 = get("elapsed")?.parse().context("checkpoint `elapsed`")?;
+
+        let tensor =
+            |name: &str, dtype: Dtype, rank: usize| -> anyhow::Result<(Vec<usize>, Vec<u8>)> {
+                let t = st
+                    .tensor(name)
+                    .map_err(|_| anyhow::anyhow!("the checkpoint lacks tensor `{name}`"))?;
+                if t.dtype() != dtype || t.shape().len() != rank {
+                    bail!(
+                    "checkpoint tensor `{name}` is {:?} {:?}; expected {dtype:?} of rank {rank}",
+                    t.dtype(),
+                    t.shape()
+                );
+                }
+                Ok((t.shape().to_vec(), t.data().to_vec()))
+            };
+        let f32s = |b: &[u8]| -> Vec<f32> {
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+                .collect()
+        };
+        let u64s = |b: &[u8]| -> Vec<u64> {
+            b.chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8")))
+                .collect()
+        };
+        let (pshape, params) = tensor("params", Dtype::F32, 2)?;
+        let (count, plen) = (pshape[0], pshape[1]);
+        let check = |name: &str, shape: &[usize], expect: &[usize]| -> anyhow::Result<()> {
+            if shape != expect {
+                bail!("checkpoint tensor `{name}` has shape {shape:?}; expected {expect:?}");
+            }
+            Ok(())
+        };
+        let (s, adam_m) = tensor("adam_m", Dtype::F32, 2)?;
+        check("adam_m", &s, &pshape)?;
+        let (s, adam_v) = tensor("adam_v", Dtype::F32, 2)?;
+        check("adam_v", &s, &pshape)?;
+        let (s, rng) = tensor("rng", Dtype::U32, 2)?;
+        check("rng", &s, &[count, 4 * LANES])?;
+        let (s, steps_done) = tensor("steps_done", Dtype::U64, 1)?;
+        check("steps_done", &s, &[count])?;
+        let (s, index) = tensor("index", Dtype::U64, 1)?;
+        check("index", &s, &[count])?;
+        let (s, log_steps) = tensor("log_steps", Dtype::U64, 1)?;
+        let points = s[0];
+        let (s, log_loss) = tensor("log_loss", Dtype::F64, 2)?;
+        check("log_loss", &s, &[points, count])?;
+
+        let (params, adam_m, adam_v) = (f32s(&params), f32s(&adam_m), f32s(&adam_v));
+        let rng: Vec<u32> = rng
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4")))
+            .collect();
+        let (steps_done, index) = (u64s(&steps_done), u64s(&index));
+        let instances = (0..count)
+            .map(|k| InstanceState {
+                index: index[k] as usize,
+                steps_done: steps_done[k],
+                params: params[k * plen..(k + 1) * plen].to_vec(),
+                adam_m: adam_m[k * plen..(k + 1) * plen].to_vec(),
+                adam_v: adam_v[k * plen..(k + 1) * plen].to_vec(),
+                rng: rng[k * 4 * LANES..(k + 1) * 4 * LANES]
+                    .try_into()
+                    .expect("rng rows have 32 words"),
+            })
+            .collect();
+        let log_loss: Vec<f64> = log_loss
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8")))
+            .collect();
+        Ok(Checkpoint {
+            experiment: get("experiment")?,
+            kind,
+            config,
+            state: TrainState {
+                done,
+                steps,
+                instances,
+                log_steps: u64s(&log_steps),
+                log_loss: log_loss.chunks(count.max(1)).map(<[f64]>::to_vec).collect(),
+                elapsed: Duration::from_secs_f64(elapsed.max(0.0)),
+            },
+        })
+    }
+
+    /// Write a checkpoint folder at `dir` (atomically, replacing an earlier checkpoint).
+    pub fn write(&self, dir: &Path, status: &str, force: bool) -> anyhow::Result<()> {
+        let folder = RunFolder::create(dir, force)?;
+        folder.write(CHECKPOINT_FILE, &self.to_bytes()?)?;
+        folder.write("config.toml", self.config.to_toml().as_bytes())?;
+        let status = serde_json::json!({
+            "status": status,
+            "done": self.state.done,
+            "steps": self.state.steps,
+            "resume": format!("tms resume {}", dir.display()),
+        });
+        folder.write(
+            "status.json",
+            serde_json::to_string_pretty(&status)?.as_bytes(),
+        )?;
+        folder.commit()?;
+        Ok(())
+    }
+
+    /// Read the checkpoint of a checkpoint folder.
+    pub fn read(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join(CHECKPOINT_FILE);
+        if !path.exists() {
+            if dir.join("metrics.json").exists() {
+                bail!(
+                    "{} is a finished run; there is nothing to resume",
+                    dir.display()
+                );
+            }
+            bail!(
+                "{} has no {CHECKPOINT_FILE}; it is not a resumable run",
+                dir.display()
+            );
+        }
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        Self::from_bytes(&bytes).with_context(|| format!("{}", path.display()))
+    }
+}
+
+/// Whether `dir` holds a checkpoint (an unfinished run).
+pub fn is_checkpoint(dir: &Path) -> bool {
+    dir.join(CHECKPOINT_FILE).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ModelConfig, TrainSettings};
+    use crate::model::ModelKind;
+
+    #[test]
+    fn checkpoint_round_trips_exactly() {
+        let config = TrainConfig {
+            name: "t".into(),
+            model: ModelConfig {
+                kind: ModelKind::ReluOutput,
+                features: 2,
+                hidden: 1,
+            },
+            train: TrainSettings::default(),
+            data: Default::default(),
+            sweep: None,
+            instances: vec![],
+        };
+        let inst = |k: usize| InstanceState {
+            index: k,
+            steps_done: 50,
+            params: vec![k as f32, 0.5, -1.0, 2.0],
+            adam_m: vec![0.1; 4],
+            adam_v: vec![0.2; 4],
+            rng: [k as u32 + 7; 32],
+        };
+        let ck = Checkpoint {
+            experiment: "t".into(),
+            kind: RunKind::Train,
+            config,
+            state: TrainState {
+                done: 50,
+                steps: 100,
+                instances: vec![inst(3), inst(4)],
+                log_steps: vec![25, 50],
+                log_loss: vec![vec![1.0, 2.0], vec![0.5, 0.25]],
+                elapsed: Duration::from_millis(1500),
+            },
+        };
+        let back = Checkpoint::from_bytes(&ck.to_bytes().unwrap()).unwrap();
+        assert_eq!(back.state, ck.state);
+        assert_eq!(back.config, ck.config);
+        assert_eq!(back.kind, RunKind::Train);
+        assert!(Checkpoint::from_bytes(b"junk").is_err());
+    }
+}

@@ -1,0 +1,205 @@
+//! Interruptions, resumption, sharding and determinism, through the binary.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tms::output::weights::Weights;
+
+fn tms(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tms"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the tms binary runs")
+}
+
+fn spawn(args: &[&str], cwd: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tms"))
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the tms binary starts")
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} failed");
+}
+
+/// Wait until `path` exists (or time out).
+fn wait_for(path: &Path, limit: Duration) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(start.elapsed() < limit, "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn weights(dir: &Path) -> Weights {
+    Weights::load(&dir.join("weights.safetensors")).unwrap()
+}
+
+/// About two seconds of training on two cores.
+const LONG: &str = r#"
+name = "long"
+[model]
+kind = "relu-output"
+features = 100
+hidden = 20
+[train]
+steps = 1500
+log_points = 300
+[sweep]
+sparsity = [0.0, 0.95]
+"#;
+
+#[test]
+fn interrupted_runs_resume_bit_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("c.toml"), LONG).unwrap();
+    let o = tms(&["train", "c.toml", "--out", "full", "-q"], d);
+    assert!(o.status.success());
+
+    // Ctrl-C once a checkpoint shows the run is under way: a resumable checkpoint, exit 130.
+    let child = spawn(
+        &[
+            "train",
+            "c.toml",
+            "--out",
+            "part",
+            "--checkpoint-every",
+            "0",
+        ],
+        d,
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    signal(&child, "-INT");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("tms resume part"), "{err}");
+    let status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("part/status.json")).unwrap()).unwrap();
+    assert_eq!(status["status"], "interrupted");
+    assert!(!d.join("part/weights.safetensors").exists());
+
+    // Resume, and stop it again with SIGTERM.
+    let child = spawn(&["resume", "part", "--checkpoint-every", "0"], d);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "-TERM");
+    let out = child.wait_with_output().unwrap();
+    // It may have finished before the signal on a fast machine; both are fine.
+    assert!(matches!(out.status.code(), Some(130) | Some(0)));
+
+    // Finish; the weights and the loss curve equal the uninterrupted run's exactly.
+    if out.status.code() == Some(130) {
+        let o = tms(&["resume", "part", "-q"], d);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let (a, b) = (weights(&d.join("full")), weights(&d.join("part")));
+    assert_eq!(a.w, b.w);
+    assert_eq!(a.b, b.b);
+    assert_eq!(
+        std::fs::read(d.join("full/loss.csv")).unwrap(),
+        std::fs::read(d.join("part/loss.csv")).unwrap()
+    );
+    assert!(!d.join("part/checkpoint.safetensors").exists());
+}
+
+#[test]
+fn a_killed_run_keeps_its_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("c.toml"), LONG).unwrap();
+    // SIGKILL cannot be caught: only the periodic checkpoints (every second here) survive it.
+    let mut child = spawn(
+        &[
+            "train",
+            "c.toml",
+            "--out",
+            "run2",
+            "--checkpoint-every",
+            "1",
+        ],
+        d,
+    );
+    wait_for(
+        &d.join("run2/checkpoint.safetensors"),
+        Duration::from_secs(30),
+    );
+    signal(&child, "-KILL");
+    let _ = child.wait();
+    // A kill loses the work since the checkpoint, nothing else; no partial folder is left.
+    assert!(d.join("run2/status.json").exists());
+    let o = tms(&["resume", "run2", "-q"], d);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = tms(&["train", "c.toml", "--out", "full", "-q"], d);
+    assert!(o.status.success());
+    assert_eq!(weights(&d.join("full")).w, weights(&d.join("run2")).w);
+}
+
+#[test]
+fn a_subset_of_instances_trains_to_the_same_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = tms(&["reproduce", "intro", "--out", "all", "-q"], d);
+    assert!(o.status.success());
+    let o = tms(
+        &[
+            "reproduce",
+            "intro",
+            "--instances",
+            "3..5",
+            "--out",
+            "part",
+            "-q",
+        ],
+        d,
+    );
+    // The verdict needs the whole sweep, so a shard reports "not reproduced" (exit 3).
+    assert_eq!(o.status.code(), Some(3));
+    let (all, part) = (weights(&d.join("all")), weights(&d.join("part")));
+    assert_eq!(part.instances, 2);
+    assert_eq!(part.instance_w(0), all.instance_w(3));
+    assert_eq!(part.instance_w(1), all.instance_w(4));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("part/metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["instances"][0]["index"], 3);
+    assert_eq!(m["instances"][1]["index"], 4);
+    // The shard's config.toml records the range, so it reproduces the shard.
+    let o = tms(&["train", "part/config.toml", "--out", "again", "-q"], d);
+    assert!(o.status.success());
+    assert_eq!(weights(&d.join("again")).w, part.w);
+}
+
+#[test]
+fn thread_count_does_not_change_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (threads, out) in [("1", "one"), ("2", "two"), ("3", "three")] {
+        let o = tms(
+            &[
+                "reproduce",
+                "intro",
+                "--threads",
+                threads,
+                "--out",
+                out,
+                "-q",
+            ],
+            d,
+        );
+        assert!(o.status.success());
+    }
+    let one = weights(&d.join("one"));
+    assert_eq!(one.w, weights(&d.join("two")).w);
+    assert_eq!(one.w, weights(&d.join("three")).w);
+}
