@@ -1033,6 +1033,33 @@ restarts = 3
         assert_eq!(cfg.selected(&specs)[0].index, 8);
     }
 
+    proptest::proptest! {
+        /// Arbitrary text never panics the parser or the validator.
+        #[test]
+        fn parsing_never_panics(text in "\\PC{0,200}") {
+            if let Ok(cfg) = TrainConfig::from_toml(&text, "x") {
+                let _ = cfg.resolve();
+            }
+            let _ = locate(&text, "x", "a.b[3].c");
+        }
+
+        /// Valid configs with random numbers never panic, and errors always name a field.
+        #[test]
+        fn random_values_never_panic(
+            n in 0usize..50, m in 0usize..10, steps in 0u64..5, p in -1.0f64..2.0,
+            decay in -1.0f64..2.0, lr in -1.0f64..1.0, count in 0usize..5,
+        ) {
+            let text = format!(
+                "[model]\nkind = \"abs\"\nfeatures = {n}\nhidden = {m}\n[train]\nsteps = {steps}\nlr = {lr:?}\n\
+                 [data]\nimportance = {{ decay = {decay:?} }}\n[sweep]\nfeature_probability = {{ from = {p:?}, to = 0.5, count = {count} }}\n"
+            );
+            match TrainConfig::from_toml_validated(&text, "x") {
+                Ok((_, specs)) => proptest::prop_assert!(!specs.is_empty()),
+                Err(e) => proptest::prop_assert!(!e.field.is_empty() || e.message.contains("GiB")),
+            }
+        }
+    }
+
     #[test]
     fn schedules_follow_the_notebook() {
         assert_eq!(Schedule::Constant.factor(5, 10), 1.0);

@@ -323,6 +323,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// For any p: values lie in range and the fraction present is p (within 5 s.e.).
+        #[test]
+        fn fraction_present_matches_p(p in 0.0f32..=1.0, seed in 0u64..1000, symmetric: bool) {
+            let rows = 4000;
+            let range = if symmetric { ValueRange::Symmetric } else { ValueRange::Unit };
+            let mut s = FeatureSampler::new(&[p], range, seed, rows);
+            let mut x = vec![0.0f32; rows];
+            s.fill(&mut x, rows);
+            let lo = if symmetric { -1.0 } else { 0.0 };
+            proptest::prop_assert!(x.iter().all(|v| (lo..=1.0).contains(v)));
+            let present = x.iter().filter(|&&v| v != 0.0).count() as f64 / rows as f64;
+            let p = p as f64;
+            let tol = 5.0 * (p * (1.0 - p) / rows as f64).sqrt() + 1e-3;
+            proptest::prop_assert!((present - p).abs() <= tol, "present {} vs p {}", present, p);
+        }
+    }
+
     #[test]
     fn symmetric_values_cover_minus_one_to_one() {
         let rows = 4096;

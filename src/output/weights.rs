@@ -334,6 +334,25 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Arbitrary bytes, and valid files with bytes flipped or cut, never panic the loader.
+        #[test]
+        fn loading_never_panics(
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            flips in proptest::collection::vec((0usize..400, proptest::prelude::any::<u8>()), 0..6),
+            cut in 0usize..400,
+        ) {
+            let _ = Weights::from_bytes(&junk);
+            let mut good = sample().to_bytes().unwrap();
+            for (at, byte) in flips {
+                let at = at % good.len();
+                good[at] = byte;
+            }
+            let _ = Weights::from_bytes(&good);
+            let _ = Weights::from_bytes(&good[..cut.min(good.len())]);
+        }
+    }
+
     #[test]
     fn reads_notebook_names_and_half_precision() {
         let w: Vec<u16> = [1.0f32, -2.0, 0.5, 0.0]
