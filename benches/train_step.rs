@@ -40,6 +40,7 @@ fn bench_steps(c: &mut Criterion) {
         };
         let spec = InstanceSpec {
             index: 0,
+            kind: ModelKind::ReluOutput,
             restart: 0,
             feature_probability: vec![p; n],
             importance: vec![1.0; n],

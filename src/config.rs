@@ -317,6 +317,10 @@ pub struct FeatureImportanceAxis {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepConfig {
+    /// Model kinds, overriding `[model].kind` (outermost axis; kinds must share the layout:
+    /// `linear`, `relu-output` and `relu-hidden` mix, `abs` does not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Vec<ModelKind>>,
     /// Importance of one feature, overriding `[data]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feature_importance: Option<FeatureImportanceAxis>,
@@ -341,6 +345,7 @@ fn one_usize() -> usize {
 impl Default for SweepConfig {
     fn default() -> Self {
         SweepConfig {
+            kind: None,
             feature_importance: None,
             importance_decay: None,
             feature_probability: None,
@@ -354,6 +359,9 @@ impl Default for SweepConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct InstanceConfig {
+    /// Model kind of this instance (default `[model].kind`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ModelKind>,
     /// Feature probability of this instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feature_probability: Option<PerFeature>,
@@ -394,6 +402,8 @@ fn default_name() -> String {
 pub struct InstanceSpec {
     /// Position in the config's list of instances (also selects its random streams).
     pub index: usize,
+    /// Model kind of this instance (the config's `[model].kind` unless a sweep varies it).
+    pub kind: ModelKind,
     /// Restart number within its sweep point.
     pub restart: usize,
     /// p_i per feature.
@@ -474,10 +484,12 @@ impl TrainConfig {
                     Some(v) => importance(v, n, &format!("{field}.importance"))?,
                     None => base_imp.clone(),
                 };
-                specs.push(instance(k, 0, &p, &imp));
+                let kind = inst.kind.unwrap_or(self.model.kind);
+                self.check_kind(kind, &format!("{field}.kind"))?;
+                specs.push(instance(k, kind, 0, &p, &imp));
             }
         } else {
-            specs.push(instance(0, 0, &base_p, &base_imp));
+            specs.push(instance(0, self.model.kind, 0, &base_p, &base_imp));
         }
         if let Some(r) = self.train.only_instances {
             if r.from >= r.to || r.to > specs.len() {
@@ -495,6 +507,21 @@ impl TrainConfig {
         }
         self.check_memory(self.selected(&specs).len())?;
         Ok(specs)
+    }
+
+    /// Instances of one run share the parameter layout: tied kinds mix, `abs` does not.
+    fn check_kind(&self, kind: ModelKind, field: &str) -> Result<(), ConfigError> {
+        if kind.tied() != self.model.kind.tied() {
+            return Err(ConfigError::new(
+                field,
+                format!(
+                    "{} cannot share a run with {}: the untied `abs` model has a different layout",
+                    kind.name(),
+                    self.model.kind.name()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The instances this run trains: all of `specs`, or the `train.only_instances` range.
@@ -638,7 +665,23 @@ impl TrainConfig {
             }
             (None, None) => vec![None],
         };
-        let total = feature_imp.len() as u64
+        let kinds: Vec<ModelKind> = match &sweep.kind {
+            None => vec![self.model.kind],
+            Some(list) if list.is_empty() => {
+                return Err(ConfigError::new(
+                    "sweep.kind",
+                    "needs at least one model kind",
+                ))
+            }
+            Some(list) => {
+                for (k, kind) in list.iter().enumerate() {
+                    self.check_kind(*kind, &format!("sweep.kind[{k}]"))?;
+                }
+                list.clone()
+            }
+        };
+        let total = kinds.len() as u64
+            * feature_imp.len() as u64
             * decays.len() as u64
             * probs.len() as u64
             * sweep.restarts as u64;
@@ -649,22 +692,24 @@ impl TrainConfig {
             ));
         }
         let mut specs = Vec::with_capacity(total as usize);
-        for fi in &feature_imp {
-            for decay in &decays {
-                for p in &probs {
-                    let mut imp = match decay {
-                        Some(d) => (0..n).map(|i| d.powi(i as i32)).collect(),
-                        None => base_imp.to_vec(),
-                    };
-                    if let Some((f, v)) = fi {
-                        imp[*f] = *v;
-                    }
-                    let prob = match p {
-                        Some(p) => vec![*p; n],
-                        None => base_p.to_vec(),
-                    };
-                    for restart in 0..sweep.restarts {
-                        specs.push(instance(specs.len(), restart, &prob, &imp));
+        for &kind in &kinds {
+            for fi in &feature_imp {
+                for decay in &decays {
+                    for p in &probs {
+                        let mut imp = match decay {
+                            Some(d) => (0..n).map(|i| d.powi(i as i32)).collect(),
+                            None => base_imp.to_vec(),
+                        };
+                        if let Some((f, v)) = fi {
+                            imp[*f] = *v;
+                        }
+                        let prob = match p {
+                            Some(p) => vec![*p; n],
+                            None => base_p.to_vec(),
+                        };
+                        for restart in 0..sweep.restarts {
+                            specs.push(instance(specs.len(), kind, restart, &prob, &imp));
+                        }
                     }
                 }
             }
@@ -701,9 +746,10 @@ impl TrainConfig {
     }
 }
 
-fn instance(index: usize, restart: usize, p: &[f64], imp: &[f64]) -> InstanceSpec {
+fn instance(index: usize, kind: ModelKind, restart: usize, p: &[f64], imp: &[f64]) -> InstanceSpec {
     InstanceSpec {
         index,
+        kind,
         restart,
         feature_probability: p.iter().map(|&v| v as f32).collect(),
         importance: imp.iter().map(|&v| v as f32).collect(),

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tms::config::{locate, InstanceRange, TrainConfig};
-use tms::experiments::{self, Experiment, ExperimentOptions};
+use tms::experiments::{self, Experiment, ExperimentOptions, Profile};
 use tms::output::checkpoint::{is_checkpoint, Checkpoint, RunKind};
+use tms::output::report::write_report;
 use tms::output::weights::Weights;
 use tms::output::{check_out_path, default_out_path};
 use tms::pipeline::{
@@ -70,6 +71,9 @@ enum Command {
     Reproduce {
         /// Experiment name (see `tms list`), or `all`
         experiment: String,
+        /// Compute budget: `quick` (about 2 minutes each on 2 cores) or `paper` (full settings)
+        #[arg(long, value_enum, default_value_t = Profile::Quick)]
+        profile: Profile,
         /// Seed of every random stream
         #[arg(long)]
         seed: Option<u64>,
@@ -111,6 +115,11 @@ enum Command {
         /// Print only the final summary (no progress bar)
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Build RUNS_DIR/index.html, a self-contained report of the run folders in RUNS_DIR
+    Report {
+        /// A folder of run folders (e.g. runs/all)
+        runs_dir: PathBuf,
     },
     /// Compute metrics and figures for a weights file (W as [instances, features, hidden])
     Analyze {
@@ -278,6 +287,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Reproduce {
             experiment,
+            profile,
             seed,
             restarts,
             instances,
@@ -285,6 +295,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output,
         } => {
             let options = ExperimentOptions {
+                profile,
                 seed,
                 restarts: restarts.map(|r| r as usize),
             };
@@ -323,6 +334,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             install_signal_handler();
             let runner = training.runner(output.quiet);
             let mut reproduced = true;
+            let any_jobs = !jobs.is_empty();
             for (e, config, out) in jobs {
                 let job = Job {
                     name: e.name.to_string(),
@@ -337,6 +349,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                     Outcome::Interrupted => return Ok(ExitCode::from(INTERRUPTED)),
                 }
+            }
+            if all && any_jobs {
+                print_report(&base)?;
             }
             Ok(if reproduced {
                 ExitCode::SUCCESS
@@ -426,6 +441,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Outcome::Interrupted => Ok(ExitCode::from(INTERRUPTED)),
             }
         }
+        Command::Report { runs_dir } => {
+            if !runs_dir.is_dir() {
+                bail!("{} is not a folder of runs", runs_dir.display());
+            }
+            print_report(&runs_dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Analyze { weights, output } => {
             let loaded = Weights::load(&weights)
                 .with_context(|| format!("cannot analyse {}", weights.display()))?;
@@ -446,16 +468,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Write the report page of a folder of runs and say what it holds.
+fn print_report(dir: &Path) -> anyhow::Result<()> {
+    let (path, shown, skipped) = write_report(dir)?;
+    println!("report: {} ({shown} run(s))", path.display());
+    for s in &skipped {
+        eprintln!("report: skipped {}: {}", s.name, s.reason);
+    }
+    Ok(())
+}
+
 /// Write the run folder and print the summary.
 fn finish(result: &RunResult, out: &Path, force: bool) -> anyhow::Result<()> {
     let path = write_run(result, out, force)?;
     println!("{}", result.experiment);
     if let (Some(t), Some(cfg)) = (&result.trained, &result.config) {
         let secs = t.elapsed.as_secs_f64();
+        let mut kinds: Vec<&str> = t.specs.iter().map(|s| s.kind.name()).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
         println!(
             "trained {} instance(s) of {} (n={}, m={}) for {} steps, batch {}, in {:.2} s ({:.0} steps/s, {} kernel)",
             t.specs.len(),
-            cfg.model.kind.name(),
+            kinds.join(" + "),
             cfg.model.features,
             cfg.model.hidden,
             cfg.train.steps,

@@ -15,7 +15,7 @@ use crate::output::plots::{render_png, render_svg, ArrowPanel, BarPanel, Figure,
 use crate::output::records::{loss_csv, InstanceRecord, MetricsFile, TrainingRecord};
 use crate::output::weights::Weights;
 use crate::output::RunFolder;
-use crate::train::{evaluate, train, Progress, TrainControl, TrainState, Trained, EVAL_BATCHES};
+use crate::train::{eval_batches, evaluate, train, Progress, TrainControl, TrainState, Trained};
 
 /// A finished run, in memory.
 #[derive(Clone, Debug)]
@@ -69,7 +69,13 @@ pub fn train_run(
     let all = config.resolve()?;
     let specs = config.selected(&all);
     let trained = train(config, specs, all.len(), resume, control, progress)?;
-    let weights = Weights::from_params(&trained.shape, &trained.params, Some(config.clone()));
+    let kinds: Vec<_> = specs.iter().map(|s| s.kind).collect();
+    let weights = Weights::from_params(
+        &trained.shape,
+        &kinds,
+        &trained.params,
+        Some(config.clone()),
+    );
     let records = instance_records(&weights, Some(specs), Some(&trained.final_loss));
     Ok(RunResult {
         experiment: experiment.to_string(),
@@ -90,19 +96,25 @@ pub fn analyze_weights(weights: Weights) -> RunResult {
         .as_ref()
         .and_then(|c| c.resolve().ok().map(|all| c.selected(&all).to_vec()))
         .filter(|s| s.len() == weights.instances);
-    let final_loss = match (&weights.config, &specs, weights.kind, &weights.b) {
-        (Some(cfg), Some(specs), Some(kind), Some(_)) => {
-            let shape = Shape {
-                kind,
-                features: weights.features,
-                hidden: weights.hidden,
-            };
+    let final_loss = match (&weights.config, &specs, &weights.b) {
+        (Some(cfg), Some(specs), Some(_)) => {
             let losses: Vec<f64> = specs
                 .iter()
                 .enumerate()
                 .map(|(k, spec)| {
+                    let shape = Shape {
+                        kind: spec.kind,
+                        features: weights.features,
+                        hidden: weights.hidden,
+                    };
                     let params = params_of(&weights, &shape, k);
-                    evaluate(shape, &cfg.train, spec, &params, EVAL_BATCHES)
+                    evaluate(
+                        shape,
+                        &cfg.train,
+                        spec,
+                        &params,
+                        eval_batches(cfg.train.batch_size),
+                    )
                 })
                 .collect();
             Some(losses)
@@ -150,6 +162,10 @@ pub fn instance_records(
             InstanceRecord {
                 index: spec.map_or(k, |s| s.index),
                 position: k,
+                kind: spec
+                    .map(|s| s.kind)
+                    .or(weights.kind)
+                    .map(|kind| kind.name().to_string()),
                 restart: spec.map_or(0, |s| s.restart),
                 selected: true,
                 feature_probability: spec.map(|s| s.feature_probability.clone()),
@@ -205,6 +221,14 @@ pub fn panel_title(r: &InstanceRecord) -> String {
     }
 }
 
+/// Panel title, prefixed by the model kind when the run mixes kinds.
+fn titled(run: &RunResult, r: &InstanceRecord) -> String {
+    match (&run.weights.kinds, &r.kind) {
+        (Some(_), Some(kind)) => format!("{kind}: {}", panel_title(r)),
+        _ => panel_title(r),
+    }
+}
+
 /// Loss curve of every instance (when trained).
 pub fn loss_figure(run: &RunResult) -> Option<Figure> {
     let t = run.trained.as_ref()?;
@@ -242,7 +266,7 @@ pub fn arrows_figure(run: &RunResult) -> Option<Figure> {
                 .unwrap_or_else(|| vec![1.0; run.weights.features]);
             let top = imp.iter().cloned().fold(f32::MIN, f32::max).max(1e-12);
             ArrowPanel {
-                title: panel_title(r),
+                title: titled(run, r),
                 vectors: w
                     .chunks_exact(2)
                     .map(|v| [v[0] as f64, v[1] as f64])
@@ -260,7 +284,7 @@ pub fn bars_figure(run: &RunResult) -> Figure {
         .selected()
         .into_iter()
         .map(|r| BarPanel {
-            title: format!("{} — {} represented", panel_title(r), r.represented),
+            title: format!("{} — {} represented", titled(run, r), r.represented),
             norms: r.feature_norms.clone(),
             interference: r.interference.clone(),
         })
@@ -275,7 +299,7 @@ pub fn gram_figure(run: &RunResult) -> Figure {
         .selected()
         .into_iter()
         .map(|r| GramPanel {
-            title: panel_title(r),
+            title: titled(run, r),
             gram: gram(run.w(r), n, m),
             bias: run
                 .weights
@@ -333,6 +357,7 @@ pub fn metrics_file(run: &RunResult) -> MetricsFile {
         training,
         instances: run.records.clone(),
         verdict: run.verdict.clone(),
+        figures: run.figures.iter().map(|f| f.0.clone()).collect(),
     }
 }
 

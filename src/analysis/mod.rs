@@ -8,6 +8,7 @@ pub mod metrics;
 
 pub use geometry::{describe_geometry, PlaneGeometry};
 pub use metrics::{FeatureMetrics, REPRESENTED_NORM};
+pub mod theory;
 pub mod verdict;
 
 pub use verdict::{Check, Verdict};

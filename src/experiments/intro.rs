@@ -173,6 +173,7 @@ mod tests {
             b: None,
             w_dec: None,
             kind: Some(ModelKind::ReluOutput),
+            kinds: None,
             config: None,
         };
         let records = instance_records(&weights, Some(&specs), None);

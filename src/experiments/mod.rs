@@ -5,6 +5,9 @@
 //! measured numbers recorded.
 
 pub mod intro;
+pub mod linear_vs_relu;
+pub mod phase;
+pub mod sweep_100;
 
 use crate::analysis::Verdict;
 use crate::config::TrainConfig;
@@ -12,9 +15,32 @@ use crate::output::plots::Figure;
 use crate::pipeline::{train_run, RunResult};
 use crate::train::{Progress, TrainControl, TrainState};
 
+/// How much compute an experiment spends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// Small enough for a 2-core laptop in about two minutes per experiment, still
+    /// reproducing the result (fewer restarts, coarser grids, fewer steps where safe).
+    #[default]
+    Quick,
+    /// The paper's (or notebook's) full settings, for a bigger machine or a long run.
+    Paper,
+}
+
+impl Profile {
+    /// Name for metrics and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Quick => "quick",
+            Profile::Paper => "paper",
+        }
+    }
+}
+
 /// Options a user can set on any experiment.
 #[derive(Clone, Debug, Default)]
 pub struct ExperimentOptions {
+    /// Compute budget.
+    pub profile: Profile,
     /// Seed of every random stream (default 0).
     pub seed: Option<u64>,
     /// Restarts per sweep point; figures and verdicts use the lowest-loss one (default 1).
@@ -41,7 +67,13 @@ pub struct Experiment {
 
 /// Every registered experiment, in paper order.
 pub fn registry() -> &'static [Experiment] {
-    static REGISTRY: [Experiment; 1] = [intro::EXPERIMENT];
+    static REGISTRY: [Experiment; 5] = [
+        intro::EXPERIMENT,
+        linear_vs_relu::EXPERIMENT,
+        sweep_100::EXPERIMENT,
+        phase::PHASE_2_1,
+        phase::PHASE_3_2,
+    ];
     &REGISTRY
 }
 

@@ -15,6 +15,7 @@
 pub mod checkpoint;
 pub mod plots;
 pub mod records;
+pub mod report;
 pub mod weights;
 
 use anyhow::{bail, Context};

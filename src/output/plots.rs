@@ -4,6 +4,7 @@
 //! plotters. PNG text uses the DejaVu Sans font bundled in `assets/`, so figures look the same
 //! on a machine without desktop fonts.
 
+use crate::analysis::theory::Phase;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -42,9 +43,31 @@ pub struct GramPanel {
     pub bias: Option<Vec<f64>>,
 }
 
+/// One phase diagram: a grid of cells over two log axes, coloured by phase.
+#[derive(Clone, Debug)]
+pub struct PhasePanel {
+    /// Panel title.
+    pub title: String,
+    /// Cell centres on the x axis (log-spaced, increasing).
+    pub xs: Vec<f64>,
+    /// Cell centres on the y axis (log-spaced, increasing).
+    pub ys: Vec<f64>,
+    /// Phases, row-major: `cells[iy * xs.len() + ix]`.
+    pub cells: Vec<Phase>,
+}
+
 /// What to draw.
 #[derive(Clone, Debug)]
 pub enum Figure {
+    /// Phase diagrams side by side (e.g. empirical and theoretical).
+    PhaseDiagrams {
+        /// Panels, left to right.
+        panels: Vec<PhasePanel>,
+        /// x axis label.
+        x_label: String,
+        /// y axis label.
+        y_label: String,
+    },
     /// Feature directions in the plane (m = 2), one panel per instance.
     FeatureArrows {
         /// Panels, in order.
@@ -88,6 +111,7 @@ impl Figure {
             Figure::NormBars { panels, columns } => grid(panels.len(), *columns, 320, 240),
             Figure::GramHeatmaps { panels, columns } => grid(panels.len(), *columns, 280, 300),
             Figure::LossCurves { .. } => (800, 480),
+            Figure::PhaseDiagrams { panels, .. } => (420 * panels.len().max(1) as u32, 440),
         }
     }
 }
@@ -191,6 +215,15 @@ fn draw<DB: DrawingBackend>(figure: &Figure, root: &DrawingArea<DB, Shift>) -> a
             }
         }
         Figure::LossCurves { steps, series } => draw_loss(root, steps, series)?,
+        Figure::PhaseDiagrams {
+            panels,
+            x_label,
+            y_label,
+        } => {
+            for (area, p) in grid(root, panels.len(), panels.len()).iter().zip(panels) {
+                draw_phase(area, p, x_label, y_label)?;
+            }
+        }
     }
     Ok(())
 }
@@ -314,6 +347,86 @@ fn draw_gram<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Colour of a phase (grey: not represented, blue: dedicated, red: superposition).
+pub fn phase_colour(p: Phase) -> RGBColor {
+    match p {
+        Phase::NotRepresented => RGBColor(221, 221, 221),
+        Phase::Dedicated => RGBColor(34, 85, 187),
+        Phase::Superposition => RGBColor(221, 68, 68),
+    }
+}
+
+/// Edges of log-spaced cells around their centres (geometric midpoints).
+fn log_edges(centres: &[f64]) -> Vec<f64> {
+    let k = centres.len();
+    if k == 1 {
+        return vec![centres[0] / 1.5, centres[0] * 1.5];
+    }
+    let mut edges = Vec::with_capacity(k + 1);
+    edges.push(centres[0] * (centres[0] / centres[1]).sqrt());
+    for w in centres.windows(2) {
+        edges.push((w[0] * w[1]).sqrt());
+    }
+    edges.push(centres[k - 1] * (centres[k - 1] / centres[k - 2]).sqrt());
+    edges
+}
+
+fn draw_phase<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    p: &PhasePanel,
+    x_label: &str,
+    y_label: &str,
+) -> anyhow::Result<()> {
+    let (xe, ye) = (log_edges(&p.xs), log_edges(&p.ys));
+    let (x0, x1) = (xe[0], xe[xe.len() - 1]);
+    let (y0, y1) = (ye[0], ye[ye.len() - 1]);
+    let mut chart = ChartBuilder::on(area)
+        .caption(&p.title, ("sans-serif", 14))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+        .map_err(plot_error)?;
+    chart
+        .draw_series(p.cells.iter().enumerate().map(|(k, &phase)| {
+            let (iy, ix) = (k / p.xs.len(), k % p.xs.len());
+            Rectangle::new(
+                [(xe[ix], ye[iy]), (xe[ix + 1], ye[iy + 1])],
+                phase_colour(phase).filled(),
+            )
+        }))
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .x_label_formatter(&|v| format!("{v:.2}"))
+        .y_label_formatter(&|v| format!("{v:.2}"))
+        .label_style(("sans-serif", 11))
+        .axis_desc_style(("sans-serif", 12))
+        .draw()
+        .map_err(plot_error)?;
+    for phase in Phase::ALL {
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(plot_error)?
+            .label(phase.label())
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 12, y + 5)], phase_colour(phase).filled())
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 11))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(plot_error)?;
+    Ok(())
+}
+
 fn draw_loss<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     steps: &[u64],
@@ -424,6 +537,16 @@ mod tests {
             Figure::LossCurves {
                 steps: vec![1, 2, 3],
                 series: vec![("a".into(), vec![1.0, 0.5, 0.1])],
+            },
+            Figure::PhaseDiagrams {
+                panels: vec![PhasePanel {
+                    title: "theory".into(),
+                    xs: vec![0.1, 1.0, 10.0],
+                    ys: vec![0.01, 1.0],
+                    cells: vec![Phase::Superposition; 6],
+                }],
+                x_label: "r".into(),
+                y_label: "p".into(),
             },
         ];
         for (k, f) in figures.iter().enumerate() {

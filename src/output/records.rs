@@ -22,6 +22,9 @@ pub struct MetricsFile {
     pub instances: Vec<InstanceRecord>,
     /// Whether the paper's result was reproduced (experiments only; null otherwise).
     pub verdict: Option<Verdict>,
+    /// Figures of the run folder, by file stem (`NAME.svg` and `NAME.png`).
+    #[serde(default)]
+    pub figures: Vec<String>,
 }
 
 /// Settings and speed of the training that produced the weights.
@@ -55,6 +58,8 @@ pub struct InstanceRecord {
     /// Position of this instance in the weights file (differs from `index` for subset runs).
     #[serde(skip)]
     pub position: usize,
+    /// Model kind, when known.
+    pub kind: Option<String>,
     /// Restart number within its sweep point.
     pub restart: usize,
     /// Whether this restart is the lowest-loss one of its sweep point (used by figures and

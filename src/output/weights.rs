@@ -35,15 +35,23 @@ pub struct Weights {
     pub b: Option<Vec<f32>>,
     /// `W_dec`, `[instances][features][hidden]`, for untied models.
     pub w_dec: Option<Vec<f32>>,
-    /// Model kind from the metadata, when the file was written by `tms`.
+    /// Model kind from the metadata, when the file was written by `tms` (for mixed runs, the
+    /// kind of `[model]`).
     pub kind: Option<ModelKind>,
+    /// Per-instance kinds, for runs that mix `linear`, `relu-output` and `relu-hidden`.
+    pub kinds: Option<Vec<ModelKind>>,
     /// The run's config from the metadata, when present and valid.
     pub config: Option<TrainConfig>,
 }
 
 impl Weights {
     /// Gather per-instance parameter buffers (layout of [`crate::model`]) into file layout.
-    pub fn from_params(shape: &Shape, params: &[Vec<f32>], config: Option<TrainConfig>) -> Self {
+    pub fn from_params(
+        shape: &Shape,
+        kinds: &[ModelKind],
+        params: &[Vec<f32>],
+        config: Option<TrainConfig>,
+    ) -> Self {
         let mut w = Vec::with_capacity(params.len() * shape.weight_len());
         let mut b = Vec::with_capacity(params.len() * shape.features);
         let mut w_dec = Vec::new();
@@ -62,6 +70,10 @@ impl Weights {
             b: Some(b),
             w_dec: (!shape.kind.tied()).then_some(w_dec),
             kind: Some(shape.kind),
+            kinds: kinds
+                .iter()
+                .any(|k| *k != shape.kind)
+                .then(|| kinds.to_vec()),
             config,
         }
     }
@@ -98,6 +110,10 @@ impl Weights {
         meta.insert("format".to_string(), "tms/1".to_string());
         if let Some(kind) = self.kind {
             meta.insert("model".to_string(), kind.name().to_string());
+        }
+        if let Some(kinds) = &self.kinds {
+            let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+            meta.insert("model".to_string(), format!("mixed: {}", names.join(",")));
         }
         if let Some(cfg) = &self.config {
             meta.insert("config".to_string(), cfg.to_toml());
@@ -185,18 +201,32 @@ impl Weights {
                 to_f32(&t, "W_dec")
             })
             .transpose()?;
-        let kind = match meta.get("model") {
-            Some(name) => Some(
-                ModelKind::ALL
-                    .into_iter()
-                    .find(|k| k.name() == name)
-                    .ok_or_else(|| {
-                        WeightsError::Invalid(format!(
-                            "metadata `model` = {name:?} is not a known model kind"
-                        ))
-                    })?,
-            ),
-            None => None,
+        let parse_kind = |name: &str| {
+            ModelKind::ALL
+                .into_iter()
+                .find(|k| k.name() == name)
+                .ok_or_else(|| {
+                    WeightsError::Invalid(format!(
+                        "metadata `model` names {name:?}, not a known model kind"
+                    ))
+                })
+        };
+        let (kind, kinds) = match meta.get("model").map(String::as_str) {
+            Some(mixed) if mixed.starts_with("mixed: ") => {
+                let kinds = mixed["mixed: ".len()..]
+                    .split(',')
+                    .map(parse_kind)
+                    .collect::<Result<Vec<_>, _>>()?;
+                if kinds.len() != instances {
+                    return Err(WeightsError::Invalid(format!(
+                        "metadata `model` lists {} kinds for {instances} instances",
+                        kinds.len()
+                    )));
+                }
+                (kinds.first().copied(), Some(kinds))
+            }
+            Some(name) => (Some(parse_kind(name)?), None),
+            None => (None, None),
         };
         if kind == Some(ModelKind::Abs) && w_dec.is_none() {
             return Err(WeightsError::Invalid(
@@ -215,6 +245,7 @@ impl Weights {
             b,
             w_dec,
             kind,
+            kinds,
             config,
         })
     }
@@ -299,7 +330,7 @@ mod tests {
             hidden: 2,
         };
         let params = vec![(0..shape.param_len()).map(|v| v as f32).collect::<Vec<_>>(); 2];
-        Weights::from_params(&shape, &params, None)
+        Weights::from_params(&shape, &[shape.kind; 2], &params, None)
     }
 
     #[test]
