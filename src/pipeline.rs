@@ -6,13 +6,15 @@
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 
-use crate::analysis::geometry::describe_geometry;
+use crate::analysis::geometry::{describe_geometry, structures};
 use crate::analysis::metrics::{gram, FeatureMetrics};
 use crate::analysis::Verdict;
 use crate::config::{InstanceSpec, TrainConfig};
 use crate::model::{ModelKind, Shape};
 use crate::output::plots::{render_png, render_svg, ArrowPanel, BarPanel, Figure, GramPanel};
-use crate::output::records::{loss_csv, InstanceRecord, MetricsFile, TrainingRecord};
+use crate::output::records::{
+    loss_csv, InstanceRecord, MetricsFile, StructureRecord, TrainingRecord,
+};
 use crate::output::weights::Weights;
 use crate::output::RunFolder;
 use crate::train::{eval_batches, evaluate, train, Progress, TrainControl, TrainState, Trained};
@@ -159,6 +161,21 @@ pub fn instance_records(
             let w = weights.instance_w(k);
             let metrics = FeatureMetrics::compute(w, n, m);
             let spec = specs.map(|s| &s[k]);
+            let found = structures(w, n, m)
+                .into_iter()
+                .map(|st| StructureRecord {
+                    name: st.name(),
+                    span: st.span,
+                    ideal_dimensionality: st.ideal_dimensionality(),
+                    mean_dimensionality: st
+                        .features
+                        .iter()
+                        .map(|&i| metrics.fractional_dimensionality[i])
+                        .sum::<f64>()
+                        / st.features.len() as f64,
+                    features: st.features,
+                })
+                .collect();
             InstanceRecord {
                 index: spec.map_or(k, |s| s.index),
                 position: k,
@@ -177,6 +194,7 @@ pub fn instance_records(
                 interference: metrics.interference,
                 dimensions_per_feature: metrics.dimensions_per_feature,
                 fractional_dimensionality: metrics.fractional_dimensionality,
+                structures: found,
             }
         })
         .collect();

@@ -83,6 +83,24 @@ pub struct InstanceRecord {
     pub represented: usize,
     /// Short description of the arrangement.
     pub geometry: String,
+    /// Groups of represented features that interfere (|cos| > 0.1), as polytopes.
+    #[serde(default)]
+    pub structures: Vec<StructureRecord>,
+}
+
+/// One group of interfering features (a tegum factor), named as a polytope.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StructureRecord {
+    /// Polytope name (`digon`, `triangle`, `pentagon`, `tetrahedron`, ... or `k in d dims`).
+    pub name: String,
+    /// Feature indices.
+    pub features: Vec<usize>,
+    /// Dimension of the subspace they span.
+    pub span: usize,
+    /// d / k, the fractional dimensionality of a uniform polytope of this size and span.
+    pub ideal_dimensionality: f64,
+    /// Mean D_i of its features.
+    pub mean_dimensionality: f64,
 }
 
 /// `loss.csv`: `step,instance_0,instance_1,...`, one row per logged block.
