@@ -202,4 +202,7 @@ fn thread_count_does_not_change_results() {
     let one = weights(&d.join("one"));
     assert_eq!(one.w, weights(&d.join("two")).w);
     assert_eq!(one.w, weights(&d.join("three")).w);
+    // Not only the tensors: the files are byte-identical (sorted header, same metadata).
+    let bytes = |dir: &str| std::fs::read(d.join(dir).join("weights.safetensors")).unwrap();
+    assert_eq!(bytes("one"), bytes("two"));
 }

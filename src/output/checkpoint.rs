@@ -138,7 +138,10 @@ impl Checkpoint {
         meta.insert("done".to_string(), st.done.to_string());
         meta.insert("steps".to_string(), st.steps.to_string());
         meta.insert("elapsed".to_string(), st.elapsed.as_secs_f64().to_string());
-        Ok(safetensors::serialize(tensors, &Some(meta))?)
+        Ok(super::weights::canonical_header(safetensors::serialize(
+            tensors,
+            &Some(meta),
+        )?))
     }
 
     /// Parse and check checkpoint bytes.

@@ -118,8 +118,9 @@ impl Weights {
         if let Some(cfg) = &self.config {
             meta.insert("config".to_string(), cfg.to_toml());
         }
-        safetensors::serialize(tensors, &Some(meta))
-            .map_err(|e| WeightsError::Invalid(e.to_string()))
+        let bytes = safetensors::serialize(tensors, &Some(meta))
+            .map_err(|e| WeightsError::Invalid(e.to_string()))?;
+        Ok(canonical_header(bytes))
     }
 
     /// Read and check a weights file.
@@ -262,6 +263,46 @@ pub enum WeightsError {
     Invalid(String),
 }
 
+/// Rewrite a safetensors file's JSON header with sorted keys, so that the same tensors and
+/// metadata always give the same bytes (the crate writes its metadata map in hash order).
+pub fn canonical_header(bytes: Vec<u8>) -> Vec<u8> {
+    let Some(len) = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8")))
+    else {
+        return bytes;
+    };
+    let end = 8usize.saturating_add(len as usize);
+    let Some(header) = bytes.get(8..end) else {
+        return bytes;
+    };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(header) else {
+        return bytes;
+    };
+    let mut text = sorted(value).to_string().into_bytes();
+    while !text.len().is_multiple_of(8) {
+        text.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - end);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[end..]);
+    out
+}
+
+/// The same JSON with every object's keys in sorted order (insertion order is kept by
+/// serde_json when a dependency enables `preserve_order`, so insert sorted).
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(String, serde_json::Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        other => other,
+    }
+}
+
 fn bytemuck_f32(data: &[f32]) -> &[u8] {
     // SAFETY: f32 has no padding and any byte pattern is a valid u8; the length is exact.
     unsafe { std::slice::from_raw_parts(data.as_ptr() as *const u8, std::mem::size_of_val(data)) }
@@ -341,6 +382,22 @@ mod tests {
         assert_eq!(back.instance_w(1), &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
         assert_eq!(back.w_dec.as_ref().unwrap()[..2], [6.0, 7.0]);
         assert_eq!(back.instance_b(0).unwrap(), &[12.0, 13.0, 14.0]);
+    }
+
+    #[test]
+    fn the_same_weights_give_the_same_bytes() {
+        let cfg = crate::config::TrainConfig::from_toml(
+            "[model]\nkind = \"abs\"\nfeatures = 3\nhidden = 2\n",
+            "x",
+        )
+        .unwrap();
+        let mut w = sample();
+        w.config = Some(cfg);
+        let first = w.to_bytes().unwrap();
+        for _ in 0..10 {
+            assert_eq!(w.to_bytes().unwrap(), first);
+        }
+        assert_eq!(Weights::from_bytes(&first).unwrap(), w);
     }
 
     #[test]
