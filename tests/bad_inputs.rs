@@ -1,18 +1,12 @@
 //! Bad inputs, run against the binary. Each case asserts: a non-zero exit, a one-line message
 //! on stderr that names the cause, no panic, and nothing created in the working folder.
 
+mod common;
+
+use common::tms;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use safetensors::tensor::{Dtype, TensorView};
-
-fn tms(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tms"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the tms binary runs")
-}
 
 const BASE: &str = "[model]\nkind = \"relu-output\"\nfeatures = 5\nhidden = 2\n";
 

@@ -1,27 +1,13 @@
 //! Integration tests: run the `tms` binary as a user would.
 
+mod common;
+
+use common::{stderr, stdout, tms};
 use std::path::Path;
-use std::process::{Command, Output};
 
 use safetensors::tensor::{Dtype, TensorView};
 use tms::output::records::MetricsFile;
 use tms::output::weights::Weights;
-
-fn tms(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tms"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the tms binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn read_metrics(dir: &Path) -> MetricsFile {
     serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap()

@@ -1,18 +1,13 @@
 //! Every registered experiment, run as a user runs it (`tms reproduce all --profile quick`),
 //! must reproduce the paper's result; the report must render every figure in a browser.
 
+mod common;
+
+use common::tms;
 use std::path::Path;
 use std::process::Command;
 
 use tms::output::records::MetricsFile;
-
-fn tms(args: &[&str], cwd: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tms"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the tms binary runs")
-}
 
 #[test]
 fn reproduce_all_quick_reproduces_every_experiment_and_renders_the_report() {

@@ -1,18 +1,13 @@
 //! Interruptions, resumption, sharding and determinism, through the binary.
 
+mod common;
+
+use common::tms;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tms::output::weights::Weights;
-
-fn tms(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tms"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the tms binary runs")
-}
 
 fn spawn(args: &[&str], cwd: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_tms"))
