@@ -26,16 +26,6 @@ pub enum Profile {
     Paper,
 }
 
-impl Profile {
-    /// Name for metrics and reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Profile::Quick => "quick",
-            Profile::Paper => "paper",
-        }
-    }
-}
-
 /// Options a user can set on any experiment.
 #[derive(Clone, Debug, Default)]
 pub struct ExperimentOptions {
