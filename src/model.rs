@@ -176,6 +176,22 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     sum16(&acc)
 }
 
+/// Sum with 16 independent accumulators (vectorises; fixed summation order).
+#[inline(always)]
+pub fn sum(v: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let mut chunks = v.chunks_exact(16);
+    for ch in &mut chunks {
+        for l in 0..16 {
+            acc[l] += ch[l];
+        }
+    }
+    for (l, x) in chunks.remainder().iter().enumerate() {
+        acc[l] += x;
+    }
+    sum16(&acc)
+}
+
 /// Sum of 16 partial sums in a fixed tree order.
 #[inline(always)]
 fn sum16(acc: &[f32; 16]) -> f32 {
@@ -293,20 +309,7 @@ fn chunk_impl<const HIDDEN_RELU: bool, const OUTPUT_RELU: bool>(
         loss += (w * sum16(&sq)) as f64;
 
         // db_i, dWdec[i][k] = row . h[k], dh[k] += Wdec[i][k] row
-        let ones_sum: f32 = {
-            let mut acc = [0.0f32; 16];
-            let mut r16 = row.chunks_exact(16);
-            for r in &mut r16 {
-                for l in 0..16 {
-                    acc[l] += r[l];
-                }
-            }
-            for (l, r) in r16.remainder().iter().enumerate() {
-                acc[l] += r;
-            }
-            sum16(&acc)
-        };
-        grads[bias_off + i] += ones_sum;
+        grads[bias_off + i] += sum(row);
         for (k, (hk, dhk)) in h.chunks_exact(c).zip(dh.chunks_exact_mut(c)).enumerate() {
             grads[dec_off + i * m + k] += dot(row, hk);
             axpy(dhk, dec[i * m + k], row);

@@ -51,6 +51,14 @@ impl RunResult {
 }
 
 impl InstanceRecord {
+    /// Mean feature probability p over features (1 when unknown).
+    pub fn density(&self) -> f64 {
+        match self.feature_probability.as_deref() {
+            Some(p) if !p.is_empty() => p.iter().map(|&v| v as f64).sum::<f64>() / p.len() as f64,
+            _ => 1.0,
+        }
+    }
+
     /// The sparsity S = 1 - p when every feature shares one p.
     pub fn common_sparsity(&self) -> Option<f64> {
         let p = self.feature_probability.as_ref()?;

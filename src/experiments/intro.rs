@@ -61,14 +61,9 @@ fn config(options: &ExperimentOptions) -> TrainConfig {
     }
 }
 
-fn mean_p(r: &InstanceRecord) -> f64 {
-    let p = r.feature_probability.as_deref().unwrap_or(&[]);
-    p.iter().map(|&v| v as f64).sum::<f64>() / p.len().max(1) as f64
-}
-
 fn verdict(run: &RunResult) -> Verdict {
     let selected = run.selected();
-    let by_p = |a: &&&InstanceRecord, b: &&&InstanceRecord| mean_p(a).total_cmp(&mean_p(b));
+    let by_p = |a: &&&InstanceRecord, b: &&&InstanceRecord| a.density().total_cmp(&b.density());
     let (Some(dense), Some(sparse)) = (
         selected.iter().max_by(by_p).copied(),
         selected.iter().min_by(by_p).copied(),
@@ -84,7 +79,7 @@ fn verdict(run: &RunResult) -> Verdict {
     checks.push(Check {
         name: format!(
             "densest instance (S = {:.2}): exactly the two most important features have norm > 0.5",
-            1.0 - mean_p(dense)
+            1.0 - dense.density()
         ),
         passed: top_two_only,
         measured: format!("norms {}", fmt_list(norms, 2)),
@@ -107,7 +102,7 @@ fn verdict(run: &RunResult) -> Verdict {
             let g = PlaneGeometry::of(run.w(r), n);
             g.features.len() == 4 && g.antipodal_pairs.len() == 2
         })
-        .map(|r| format!("{:.2}", 1.0 - mean_p(r)))
+        .map(|r| format!("{:.2}", 1.0 - r.density()))
         .collect();
     checks.push(Check {
         name: "an intermediate sparsity stores four features as two antipodal pairs".into(),
@@ -125,7 +120,7 @@ fn verdict(run: &RunResult) -> Verdict {
     checks.push(Check {
         name: format!(
             "sparsest instance (S = {:.2}): all five features have norm > 0.5",
-            1.0 - mean_p(sparse)
+            1.0 - sparse.density()
         ),
         passed: norms.iter().all(|&x| x > REPRESENTED_NORM),
         measured: format!("norms {}", fmt_list(norms, 2)),

@@ -81,10 +81,6 @@ fn is_kind(r: &InstanceRecord, kind: ModelKind) -> bool {
     r.kind.as_deref() == Some(kind.name())
 }
 
-fn density(r: &InstanceRecord) -> f64 {
-    r.feature_probability.as_ref().map_or(1.0, |p| p[0] as f64)
-}
-
 /// Whether exactly the `k` most important features (0..k) have norm > 0.5.
 fn top_k_only(r: &InstanceRecord, k: usize) -> bool {
     r.feature_norms
@@ -113,13 +109,13 @@ fn verdict(run: &RunResult) -> Verdict {
         .copied()
         .filter(|r| is_kind(r, ModelKind::ReluOutput))
         .collect();
-    relu.sort_by(|a, b| density(b).total_cmp(&density(a)));
+    relu.sort_by(|a, b| b.density().total_cmp(&a.density()));
     let mut checks = Vec::new();
 
     let linear_ok: Vec<String> = linear
         .iter()
         .filter(|r| !top_k_only(r, HIDDEN))
-        .map(|r| format!("{}", density(r)))
+        .map(|r| format!("{}", r.density()))
         .collect();
     checks.push(Check {
         name: "linear model: exactly the top 5 features are represented at every density".into(),
@@ -166,7 +162,7 @@ fn verdict(run: &RunResult) -> Verdict {
         passed: counts.len() >= 2 && last >= 2.0 * HIDDEN as f64 && last > counts[0],
         measured: format!(
             "represented at 1−S = {}: {}",
-            fmt_list(&relu.iter().map(|r| density(r)).collect::<Vec<_>>(), 3),
+            fmt_list(&relu.iter().map(|r| r.density()).collect::<Vec<_>>(), 3),
             fmt_list(&counts, 0)
         ),
         expected: "rising from 5 to at least 10 (twice m) at the sparsest".into(),
@@ -184,7 +180,7 @@ fn verdict(run: &RunResult) -> Verdict {
             passed: dedicated.is_empty() || mean(&sup) > mean(&dedicated),
             measured: format!(
                 "at 1−S = {:.3}: superposed features {:?}, dedicated {:?}",
-                density(r),
+                r.density(),
                 sup,
                 dedicated
             ),

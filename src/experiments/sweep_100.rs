@@ -78,10 +78,6 @@ fn figures(run: &RunResult) -> Vec<(String, Figure)> {
     figs
 }
 
-fn density(r: &InstanceRecord) -> f64 {
-    r.feature_probability.as_ref().map_or(1.0, |p| p[0] as f64)
-}
-
 /// Mean index (lower = more important) of represented features with and without superposition.
 fn mean_indices(r: &InstanceRecord) -> Option<(f64, f64)> {
     let (mut sup, mut ded) = (Vec::new(), Vec::new());
@@ -100,7 +96,7 @@ fn mean_indices(r: &InstanceRecord) -> Option<(f64, f64)> {
 
 fn verdict(run: &RunResult) -> Verdict {
     let mut sel = run.selected();
-    sel.sort_by(|a, b| density(b).total_cmp(&density(a)));
+    sel.sort_by(|a, b| b.density().total_cmp(&a.density()));
     let counts: Vec<f64> = sel.iter().map(|r| r.represented as f64).collect();
     let (first, last) = (
         counts.first().copied().unwrap_or(0.0),
@@ -126,7 +122,7 @@ fn verdict(run: &RunResult) -> Verdict {
             measured: format!(
                 "{} represented at 1−S = {:.2}; norms of the 10 most important {}",
                 dense.represented,
-                density(dense),
+                dense.density(),
                 fmt_list(&dense.feature_norms[..HIDDEN / 2], 2)
             ),
             expected: "at most m + 2 represented, including the 10 most important".into(),
@@ -134,7 +130,7 @@ fn verdict(run: &RunResult) -> Verdict {
     }
     let pairs: Vec<(f64, f64, f64)> = sel
         .iter()
-        .filter_map(|r| mean_indices(r).map(|(s, d)| (density(r), s, d)))
+        .filter_map(|r| mean_indices(r).map(|(s, d)| (r.density(), s, d)))
         .collect();
     let holds = pairs.iter().filter(|(_, s, d)| s > d).count();
     checks.push(Check {

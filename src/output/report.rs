@@ -103,7 +103,6 @@ fn read_entry(folder: &Path, name: &str) -> Result<Entry, String> {
             (f.clone(), svg)
         })
         .collect();
-    let _ = name;
     Ok(Entry {
         name: name.to_string(),
         metrics,
