@@ -196,14 +196,24 @@ impl FeatureSampler {
     /// Fill `x` (`features * rows`, feature-major) with a fresh batch.
     #[inline(always)]
     pub fn fill(&mut self, x: &mut [f32], rows: usize) {
-        debug_assert_eq!(x.len(), self.features() * rows);
-        debug_assert!(self.draws.len() >= rows);
+        self.fill_padded(x, rows, rows);
+    }
+
+    /// Fill `x` (`features * stride`, feature-major) with a fresh batch of `rows` rows, each
+    /// feature's row followed by `stride - rows` zeros. The random stream does not depend on
+    /// `stride`.
+    #[inline(always)]
+    pub fn fill_padded(&mut self, x: &mut [f32], rows: usize, stride: usize) {
+        debug_assert_eq!(x.len(), self.features() * stride);
+        debug_assert!(self.draws.len() >= rows && stride >= rows);
         let (scale, offset) = match self.range {
             ValueRange::Unit => (1.0f32, 0.0f32),
             ValueRange::Symmetric => (2.0f32, -1.0f32),
         };
         let draws = &mut self.draws[..rows.div_ceil(LANES) * LANES];
-        for (i, row) in x.chunks_exact_mut(rows).enumerate() {
+        for (i, padded) in x.chunks_exact_mut(stride).enumerate() {
+            let (row, padding) = padded.split_at_mut(rows);
+            padding.fill(0.0);
             self.rng.fill_u32(draws);
             let t = self.threshold[i];
             if t == 0 {

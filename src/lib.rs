@@ -10,7 +10,8 @@
 //! * [`config`]: a typed, validated TOML config expands into one [`config::InstanceSpec`] per
 //!   model instance (sparsity and importance per feature, from a sweep or a list);
 //! * [`data`]: per-instance random streams and the sparse-feature batch sampler;
-//! * [`model`]: the four architectures, with a fused forward and hand-written backward pass;
+//! * [`model`]: the four architectures, with a fused forward and hand-written backward pass,
+//!   written in register tiles of [`simd::Lanes16`];
 //! * [`train`]: the training step (sample → forward → backward → AdamW) and the loop that runs
 //!   all instances side by side in parallel;
 //! * [`analysis`]: feature norms, interference, dimensions per feature, fractional
@@ -29,4 +30,5 @@ pub mod experiments;
 pub mod model;
 pub mod output;
 pub mod pipeline;
+pub mod simd;
 pub mod train;

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::{InitScheme, InstanceSpec, TrainConfig, TrainSettings};
 use crate::data::{stream_key, FeatureSampler, LaneRng, StreamKind, LANES};
-use crate::model::{forward_backward_chunk, Shape, Workspace, ROW_CHUNK};
+#[cfg(target_arch = "x86_64")]
+use crate::model::forward_backward_chunk_avx2;
+use crate::model::{forward_backward_chunk, padded_rows, Shape, Workspace, ROW_CHUNK};
 
 /// Receives progress from long work; the library never prints by itself.
 pub trait Progress {
@@ -246,22 +248,29 @@ impl InstanceTrainer {
 
     /// Loss and gradient over one fresh batch of `rows` rows, sampled chunk by chunk.
     #[inline(always)]
-    fn loss_and_grad(&mut self, rows: usize) -> f64 {
+    fn loss_and_grad<const AVX2: bool>(&mut self, rows: usize) -> f64 {
         self.grads.fill(0.0);
         let n = self.shape.features;
         let mut loss = 0.0;
         let mut start = 0;
         while start < rows {
             let c = ROW_CHUNK.min(rows - start);
-            self.sampler.fill(&mut self.ws.x[..n * c], c);
-            loss += forward_backward_chunk(
-                &self.shape,
-                &self.params,
-                &mut self.grads,
-                &mut self.ws,
-                &self.loss_weight,
-                c,
-            );
+            let stride = padded_rows(c);
+            self.sampler
+                .fill_padded(&mut self.ws.x[..n * stride], c, stride);
+            let (shape, params, grads, ws) =
+                (&self.shape, &self.params, &mut self.grads, &mut self.ws);
+            loss += if AVX2 {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX2 is only true after `KernelVariant::detect` found AVX2 and FMA.
+                unsafe {
+                    forward_backward_chunk_avx2(shape, params, grads, ws, &self.loss_weight, c)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable!("AVX2 kernel on a non-x86 target")
+            } else {
+                forward_backward_chunk(shape, params, grads, ws, &self.loss_weight, c)
+            };
             start += c;
         }
         loss
@@ -269,9 +278,9 @@ impl InstanceTrainer {
 
     /// THE training step: fresh batch → forward → backward → AdamW.
     #[inline(always)]
-    fn step_impl(&mut self, settings: &TrainSettings) {
+    fn step_impl<const AVX2: bool>(&mut self, settings: &TrainSettings) {
         let lr = settings.lr * settings.schedule.factor(self.steps_done, settings.steps);
-        let loss = self.loss_and_grad(settings.batch_size);
+        let loss = self.loss_and_grad::<AVX2>(settings.batch_size);
         let adam = AdamW {
             lr: lr as f32,
             beta1: settings.beta1 as f32,
@@ -293,7 +302,7 @@ impl InstanceTrainer {
 
     fn run_portable(&mut self, settings: &TrainSettings, steps: u64) {
         for _ in 0..steps {
-            self.step_impl(settings);
+            self.step_impl::<false>(settings);
         }
     }
 
@@ -301,7 +310,7 @@ impl InstanceTrainer {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn run_avx2(&mut self, settings: &TrainSettings, steps: u64) {
         for _ in 0..steps {
-            self.step_impl(settings);
+            self.step_impl::<true>(settings);
         }
     }
 
@@ -453,7 +462,10 @@ pub fn evaluate(
         StreamKind::Eval,
     );
     let total: f64 = (0..batches)
-        .map(|_| t.loss_and_grad(settings.batch_size))
+        .map(|_| match KernelVariant::detect() {
+            KernelVariant::Avx2 => t.loss_and_grad::<true>(settings.batch_size),
+            KernelVariant::Portable => t.loss_and_grad::<false>(settings.batch_size),
+        })
         .sum();
     total / batches as f64
 }
