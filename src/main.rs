@@ -335,7 +335,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let runner = training.runner(output.quiet);
             let mut reproduced = true;
             let any_jobs = !jobs.is_empty();
+            // Experiments with the same config (`uniform` and `geometry`) share one training.
+            let mut finished: Vec<RunResult> = Vec::new();
             for (e, config, out) in jobs {
+                if let Some(done) = finished.iter().find(|r| r.config.as_ref() == Some(&config)) {
+                    let mut run = done.clone();
+                    println!(
+                        "{}: same config as {}, judging its training",
+                        e.name, run.experiment
+                    );
+                    run.experiment = e.name.to_string();
+                    e.judge(&mut run);
+                    finish(&run, &out, output.force)?;
+                    reproduced &= run.verdict.as_ref().is_some_and(|v| v.reproduced);
+                    continue;
+                }
                 let job = Job {
                     name: e.name.to_string(),
                     kind: RunKind::Experiment,
@@ -345,7 +359,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 match runner.execute(job, &out, output.force)? {
                     Outcome::Finished(run) => {
-                        reproduced &= run.verdict.as_ref().is_some_and(|v| v.reproduced)
+                        reproduced &= run.verdict.as_ref().is_some_and(|v| v.reproduced);
+                        finished.push(*run);
                     }
                     Outcome::Interrupted => return Ok(ExitCode::from(INTERRUPTED)),
                 }

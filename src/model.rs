@@ -472,6 +472,10 @@ struct DecoderTile<'a> {
     i0: usize,
 }
 
+// The tile loops index several small arrays by the same feature or hidden index; explicit
+// indices keep that visible (and iterator adaptors with closures would not be inlined into the
+// AVX2 kernel, see `simd.rs`).
+#[allow(clippy::needless_range_loop)]
 impl DecoderTile<'_> {
     #[inline(always)]
     fn run<V: Lanes16, const I: usize, const OUTPUT_RELU: bool>(
@@ -550,6 +554,7 @@ impl DecoderTile<'_> {
 }
 
 /// dW[i][k] += dh[k] . x[i] for a tile of `I` features × `K` hidden dimensions.
+#[allow(clippy::needless_range_loop)] // as in `DecoderTile`
 #[inline(always)]
 fn encoder_grad_tile<V: Lanes16, const I: usize, const K: usize>(
     d: &Dims,

@@ -39,6 +39,12 @@ fn reproduce_all_quick_reproduces_every_experiment_and_renders_the_report() {
         assert!(v.reproduced, "{}: {:#?}", e.name, v.checks);
         assert!(!m.figures.is_empty(), "{} has no figures", e.name);
     }
+    // `geometry` has the same config as `uniform`: judged on the same training, not retrained.
+    assert!(out.contains("geometry: same config as uniform"), "{out}");
+    assert_eq!(
+        std::fs::read(all.join("uniform/weights.safetensors")).unwrap(),
+        std::fs::read(all.join("geometry/weights.safetensors")).unwrap()
+    );
     let html = std::fs::read_to_string(all.join("index.html")).unwrap();
     assert!(html.contains("<h2>Summary</h2>"));
     assert_eq!(

@@ -217,7 +217,7 @@ pub fn describe_structures(found: &[Structure], represented: usize, n: usize) ->
 }
 
 /// |cos| above which two feature directions count as interfering.
-pub const INTERFERENCE_COS: f64 = 0.1;
+pub const INTERFERENCE_COS: f64 = 0.3;
 
 /// Structures among the features with ‖W_i‖ > 0.5 of `w` (`[n][m]`).
 pub fn structures(w: &[f32], n: usize, m: usize) -> Vec<Structure> {

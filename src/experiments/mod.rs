@@ -8,6 +8,7 @@ pub mod intro;
 pub mod linear_vs_relu;
 pub mod phase;
 pub mod sweep_100;
+pub mod uniform;
 
 use crate::analysis::Verdict;
 use crate::config::TrainConfig;
@@ -57,12 +58,14 @@ pub struct Experiment {
 
 /// Every registered experiment, in paper order.
 pub fn registry() -> &'static [Experiment] {
-    static REGISTRY: [Experiment; 5] = [
+    static REGISTRY: [Experiment; 7] = [
         intro::EXPERIMENT,
         linear_vs_relu::EXPERIMENT,
         sweep_100::EXPERIMENT,
         phase::PHASE_2_1,
         phase::PHASE_3_2,
+        uniform::UNIFORM,
+        uniform::GEOMETRY,
     ];
     &REGISTRY
 }

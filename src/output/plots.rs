@@ -56,9 +56,54 @@ pub struct PhasePanel {
     pub cells: Vec<Phase>,
 }
 
+/// A horizontal reference line with its label (e.g. 1/2 for antipodal pairs).
+#[derive(Clone, Debug)]
+pub struct Reference {
+    /// y value.
+    pub y: f64,
+    /// Label drawn at the right end.
+    pub label: String,
+}
+
+/// One bar of a stacked bar chart: counts per category.
+#[derive(Clone, Debug)]
+pub struct StackedBar {
+    /// Label under the bar.
+    pub label: String,
+    /// One count per category, in the order of the chart's categories.
+    pub counts: Vec<f64>,
+}
+
 /// What to draw.
 #[derive(Clone, Debug)]
 pub enum Figure {
+    /// Points (and optionally a line) against a log x axis, with labelled horizontal
+    /// reference lines: D* or D_i against 1/(1−S).
+    LogX {
+        /// Title above the plot.
+        title: String,
+        /// x axis label.
+        x_label: String,
+        /// y axis label.
+        y_label: String,
+        /// Scatter points (x, y), drawn small.
+        points: Vec<(f64, f64)>,
+        /// A line through (x, y) with markers, drawn over the points (empty for none).
+        line: Vec<(f64, f64)>,
+        /// Label of the line in the legend.
+        line_label: String,
+        /// Horizontal reference lines.
+        references: Vec<Reference>,
+    },
+    /// Stacked bars: how many features sit in each kind of structure, one bar per instance.
+    StackedBars {
+        /// Title above the plot.
+        title: String,
+        /// Category names, bottom to top.
+        categories: Vec<String>,
+        /// Bars, left to right.
+        bars: Vec<StackedBar>,
+    },
     /// Phase diagrams side by side (e.g. empirical and theoretical).
     PhaseDiagrams {
         /// Panels, left to right.
@@ -110,7 +155,8 @@ impl Figure {
             Figure::FeatureArrows { panels, columns } => grid(panels.len(), *columns, 240, 260),
             Figure::NormBars { panels, columns } => grid(panels.len(), *columns, 320, 240),
             Figure::GramHeatmaps { panels, columns } => grid(panels.len(), *columns, 280, 300),
-            Figure::LossCurves { .. } => (800, 480),
+            Figure::LossCurves { .. } | Figure::LogX { .. } => (800, 480),
+            Figure::StackedBars { bars, .. } => ((300 + 40 * bars.len() as u32).max(700), 480),
             Figure::PhaseDiagrams { panels, .. } => (420 * panels.len().max(1) as u32, 440),
         }
     }
@@ -215,6 +261,26 @@ fn draw<DB: DrawingBackend>(figure: &Figure, root: &DrawingArea<DB, Shift>) -> a
             }
         }
         Figure::LossCurves { steps, series } => draw_loss(root, steps, series)?,
+        Figure::LogX {
+            title,
+            x_label,
+            y_label,
+            points,
+            line,
+            line_label,
+            references,
+        } => draw_log_x(
+            root,
+            (title, x_label, y_label),
+            points,
+            (line, line_label),
+            references,
+        )?,
+        Figure::StackedBars {
+            title,
+            categories,
+            bars,
+        } => draw_stacked(root, title, categories, bars)?,
         Figure::PhaseDiagrams {
             panels,
             x_label,
@@ -493,6 +559,154 @@ fn draw_loss<DB: DrawingBackend>(
     Ok(())
 }
 
+fn draw_log_x<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    (title, x_label, y_label): (&str, &str, &str),
+    points: &[(f64, f64)],
+    (line, line_label): (&[(f64, f64)], &str),
+    references: &[Reference],
+) -> anyhow::Result<()> {
+    let xs = points.iter().chain(line).map(|p| p.0).filter(|x| *x > 0.0);
+    let (lo, hi) = xs.fold((f64::INFINITY, 0f64), |(a, b), x| (a.min(x), b.max(x)));
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        (lo / 1.2, hi * 1.2)
+    } else {
+        (0.8, 10.0)
+    };
+    let top = points
+        .iter()
+        .chain(line)
+        .map(|p| p.1)
+        .filter(|y| y.is_finite())
+        .fold(1.05f64, f64::max)
+        .min(1.6);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .right_y_label_area_size(40)
+        .build_cartesian_2d((lo..hi).log_scale(), 0f64..top)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .light_line_style(WHITE)
+        .label_style(("sans-serif", 11))
+        .draw()
+        .map_err(plot_error)?;
+    let grey = RGBColor(150, 150, 150);
+    for r in references {
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(lo, r.y), (hi, r.y)],
+                grey.stroke_width(1),
+            )))
+            .map_err(plot_error)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                r.label.clone(),
+                (hi / 1.15, r.y + 0.01 * top),
+                ("sans-serif", 11).into_font().color(&grey),
+            )))
+            .map_err(plot_error)?;
+    }
+    let dot = RGBColor(33, 145, 140);
+    chart
+        .draw_series(
+            points
+                .iter()
+                .filter(|p| p.0 > 0.0 && p.1.is_finite())
+                .map(|&p| Circle::new(p, 2, dot.mix(0.5).filled())),
+        )
+        .map_err(plot_error)?;
+    if !line.is_empty() {
+        let ink = RGBColor(68, 1, 84);
+        chart
+            .draw_series(LineSeries::new(line.iter().copied(), ink.stroke_width(2)))
+            .map_err(plot_error)?
+            .label(line_label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], ink.stroke_width(2)));
+        chart
+            .draw_series(line.iter().map(|&p| Circle::new(p, 3, ink.filled())))
+            .map_err(plot_error)?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .label_font(("sans-serif", 11))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(plot_error)?;
+    }
+    Ok(())
+}
+
+fn draw_stacked<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    categories: &[String],
+    bars: &[StackedBar],
+) -> anyhow::Result<()> {
+    let top = bars
+        .iter()
+        .map(|b| b.counts.iter().sum::<f64>())
+        .fold(1.0f64, f64::max)
+        * 1.05;
+    let count = bars.len().max(1);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(60)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..count as f64, 0f64..top)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(count)
+        .x_label_formatter(&|x| {
+            let k = x.floor() as usize;
+            bars.get(k).map(|b| b.label.clone()).unwrap_or_default()
+        })
+        .y_desc("features")
+        .label_style(("sans-serif", 10))
+        .draw()
+        .map_err(plot_error)?;
+    let k = categories.len().max(2) - 1;
+    for (c, name) in categories.iter().enumerate() {
+        let color = viridis(c as f64 / k as f64);
+        let rects: Vec<Rectangle<(f64, f64)>> = bars
+            .iter()
+            .enumerate()
+            .map(|(b, bar)| {
+                let below: f64 = bar.counts[..c].iter().sum();
+                let here = bar.counts.get(c).copied().unwrap_or(0.0);
+                let x = b as f64;
+                Rectangle::new(
+                    [(x + 0.15, below), (x + 0.85, below + here)],
+                    color.filled(),
+                )
+            })
+            .collect();
+        chart
+            .draw_series(rects)
+            .map_err(plot_error)?
+            .label(name.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 11))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(plot_error)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,6 +751,26 @@ mod tests {
             Figure::LossCurves {
                 steps: vec![1, 2, 3],
                 series: vec![("a".into(), vec![1.0, 0.5, 0.1])],
+            },
+            Figure::LogX {
+                title: "D*".into(),
+                x_label: "1/(1−S)".into(),
+                y_label: "m/‖W‖²".into(),
+                points: vec![(1.0, 1.0), (10.0, 0.5)],
+                line: vec![(1.0, 1.0), (10.0, 0.5), (100.0, 0.3)],
+                line_label: "D*".into(),
+                references: vec![Reference {
+                    y: 0.5,
+                    label: "1/2".into(),
+                }],
+            },
+            Figure::StackedBars {
+                title: "structures".into(),
+                categories: vec!["digon".into(), "pentagon".into()],
+                bars: vec![StackedBar {
+                    label: "S=0.9".into(),
+                    counts: vec![20.0, 5.0],
+                }],
             },
             Figure::PhaseDiagrams {
                 panels: vec![PhasePanel {

@@ -1,0 +1,427 @@
+//! `uniform` and `geometry`: uniform superposition and feature dimensionality (paper §4).
+//!
+//! n = 400 features of importance 1 in m = 30 dimensions, ReLU-output model, one instance per
+//! feature density p, log-spaced. The paper plots the dimensions per feature D* = m/‖W‖²_F
+//! against 1/(1−S) = 1/p: D* is "sticky" at 1 (dense) and at 1/2 (antipodal pairs) before it
+//! falls further. `geometry` looks at the same models feature by feature: the fractional
+//! dimensionality D_i clusters at the values of uniform polytopes (1/2 digon, 2/3 triangle,
+//! 3/4 tetrahedron, 2/5 pentagon, 3/8 square antiprism), and the features group into those
+//! polytopes (connected components of the |cos| > 0.1 graph, see
+//! [`crate::analysis::geometry::structures`]).
+//!
+//! The paper's sweep range, number of levels and step count are not stated. `paper` uses the
+//! range the catalog suggests, 40 levels of 1−S from 1 down to 10⁻³, with the notebook's batch
+//! of 1024 and 10,000 steps. `quick` trains 12 levels from 1 down to 0.1 for 4,000 steps: the
+//! levels are 1.23× apart in 1/(1−S), close enough to put two on the 1/2 plateau, which spans
+//! about 1/(1−S) = 2.5 to 4 (measured), and the range ends where D* is already near 0.2.
+//! Both experiments use the same config, so `reproduce all` trains it once and judges it twice.
+
+use super::{Experiment, ExperimentOptions, Profile};
+use crate::analysis::verdict::{fmt_list, Check, Verdict};
+use crate::analysis::REPRESENTED_NORM;
+use crate::config::{
+    Axis, DataConfig, ImportanceSpec, ModelConfig, PerFeature, SweepConfig, TrainConfig,
+    TrainSettings,
+};
+use crate::model::ModelKind;
+use crate::output::plots::{Figure, Reference, StackedBar};
+use crate::output::records::InstanceRecord;
+use crate::pipeline::{loss_figure, RunResult};
+
+/// The `uniform` registry entry.
+pub const UNIFORM: Experiment = Experiment {
+    name: "uniform",
+    section: "§4 Uniform Superposition",
+    summary: "n=400, m=30, I=1: dimensions per feature D* against 1/(1−S), sticky at 1 and 1/2",
+    claim: "D* = m/‖W‖² is 1 for dense features and falls as 1/(1−S) grows, with plateaus \
+            (\"sticky\" points), notably at 1/2 (antipodal pairs).",
+    config,
+    figures: uniform_figures,
+    verdict: uniform_verdict,
+};
+
+/// The `geometry` registry entry.
+pub const GEOMETRY: Experiment = Experiment {
+    name: "geometry",
+    section: "§4 Feature Dimensionality",
+    summary: "D_i of every feature of the uniform models; features grouped into polytopes",
+    claim: "The fractional dimensionalities D_i cluster at the values of uniform polytopes: \
+            1/2 (digon), 2/3 (triangle), 3/4 (tetrahedron), 2/5 (pentagon), 3/8 (square \
+            antiprism), and 0 for features not learned.",
+    config,
+    figures: geometry_figures,
+    verdict: geometry_verdict,
+};
+
+const FEATURES: usize = 400;
+const HIDDEN: usize = 30;
+
+/// The paper's reference values of D, with the polytope each belongs to.
+const STICKY: [(f64, &str); 7] = [
+    (1.0, "1 dedicated"),
+    (0.75, "3/4 tetrahedron"),
+    (2.0 / 3.0, "2/3 triangle"),
+    (0.5, "1/2 digon"),
+    (0.4, "2/5 pentagon"),
+    (0.375, "3/8 square antiprism"),
+    (1.0 / 3.0, "1/3"),
+];
+
+/// How close D* must be to 1/2 to count as on the plateau.
+const PLATEAU: f64 = 0.04;
+
+/// How close a D_i must be to a reference value to count as sitting on it.
+const ON_LINE: f64 = 0.02;
+
+fn config(options: &ExperimentOptions) -> TrainConfig {
+    let (steps, levels, sparsest) = match options.profile {
+        Profile::Quick => (4_000, 12, 0.1),
+        Profile::Paper => (10_000, 40, 0.001),
+    };
+    TrainConfig {
+        // One name for both experiments: the same config, so `reproduce all` trains it once.
+        name: "uniform".into(),
+        model: ModelConfig {
+            kind: ModelKind::ReluOutput,
+            features: FEATURES,
+            hidden: HIDDEN,
+        },
+        train: TrainSettings {
+            seed: options.seed.unwrap_or(0),
+            steps,
+            ..TrainSettings::default()
+        },
+        data: DataConfig {
+            feature_probability: PerFeature::All(1.0),
+            importance: ImportanceSpec::All(1.0),
+        },
+        sweep: Some(SweepConfig {
+            feature_probability: Some(Axis::LogRange {
+                from: 1.0,
+                to: sparsest,
+                count: levels,
+            }),
+            restarts: options.restarts.unwrap_or(1),
+            ..SweepConfig::default()
+        }),
+        instances: Vec::new(),
+    }
+}
+
+fn references() -> Vec<Reference> {
+    STICKY
+        .iter()
+        .map(|&(y, label)| Reference {
+            y,
+            label: label.split(' ').next().unwrap_or(label).to_string(),
+        })
+        .collect()
+}
+
+/// Selected instances, densest first, with x = 1/(1−S).
+fn by_sparsity(run: &RunResult) -> Vec<(f64, &InstanceRecord)> {
+    let mut sel: Vec<(f64, &InstanceRecord)> = run
+        .selected()
+        .into_iter()
+        .map(|r| (1.0 / r.density().max(1e-12), r))
+        .collect();
+    sel.sort_by(|a, b| a.0.total_cmp(&b.0));
+    sel
+}
+
+fn dimensions_line(run: &RunResult) -> Vec<(f64, f64)> {
+    by_sparsity(run)
+        .iter()
+        .map(|(x, r)| (*x, r.dimensions_per_feature))
+        .collect()
+}
+
+fn uniform_figures(run: &RunResult) -> Vec<(String, Figure)> {
+    let mut figs = vec![(
+        "dimensions".to_string(),
+        Figure::LogX {
+            title: format!("dimensions per feature, n={FEATURES}, m={HIDDEN}"),
+            x_label: "1/(1−S)".into(),
+            y_label: "D* = m / ‖W‖²".into(),
+            points: Vec::new(),
+            line: dimensions_line(run),
+            line_label: "D*".into(),
+            references: references(),
+        },
+    )];
+    if let Some(f) = loss_figure(run) {
+        figs.push(("loss".to_string(), f));
+    }
+    figs
+}
+
+/// Categories of the structure chart, bottom to top; features in other structures get one more.
+const KINDS: [&str; 6] = [
+    "dedicated",
+    "digon",
+    "triangle",
+    "tetrahedron",
+    "pentagon",
+    "square antiprism",
+];
+
+fn geometry_figures(run: &RunResult) -> Vec<(String, Figure)> {
+    let sel = by_sparsity(run);
+    // Small deterministic x jitter (±8%) so that 400 features at one x do not hide each other.
+    let mut points = Vec::new();
+    for (x, r) in &sel {
+        for (i, &d) in r.fractional_dimensionality.iter().enumerate() {
+            let jitter = ((i as f64 * 0.618_034).fract() - 0.5) * 0.16;
+            points.push((x * (1.0 + jitter), d));
+        }
+    }
+    let mut categories: Vec<String> = KINDS.iter().map(|s| s.to_string()).collect();
+    categories.push("other structures".into());
+    let bars = sel
+        .iter()
+        .map(|(x, r)| {
+            let mut counts = vec![0.0; categories.len()];
+            for st in &r.structures {
+                let slot = KINDS
+                    .iter()
+                    .position(|k| *k == st.name)
+                    .unwrap_or(KINDS.len());
+                counts[slot] += st.features.len() as f64;
+            }
+            StackedBar {
+                label: format!("{x:.3}"),
+                counts,
+            }
+        })
+        .collect();
+    vec![
+        (
+            "dimensionality".to_string(),
+            Figure::LogX {
+                title: "fractional dimensionality D_i of every feature".into(),
+                x_label: "1/(1−S)".into(),
+                y_label: "D_i".into(),
+                points,
+                line: dimensions_line(run),
+                line_label: "D*".into(),
+                references: references(),
+            },
+        ),
+        (
+            "structures".to_string(),
+            Figure::StackedBars {
+                title: "represented features by the structure they sit in, per 1/(1−S)".into(),
+                categories,
+                bars,
+            },
+        ),
+    ]
+}
+
+fn uniform_verdict(run: &RunResult) -> Verdict {
+    let line = dimensions_line(run);
+    let ds: Vec<f64> = line.iter().map(|p| p.1).collect();
+    let first = ds.first().copied().unwrap_or(f64::NAN);
+    let last = ds.last().copied().unwrap_or(f64::NAN);
+    let rises = ds.windows(2).filter(|w| w[1] > w[0] + 0.05).count();
+    // Longest run of consecutive sweep points with D* within PLATEAU of 1/2.
+    let mut plateau = 0;
+    let mut current = 0;
+    for &d in &ds {
+        current = if (d - 0.5).abs() < PLATEAU {
+            current + 1
+        } else {
+            0
+        };
+        plateau = plateau.max(current);
+    }
+    let on_half: Vec<String> = line
+        .iter()
+        .filter(|p| (p.1 - 0.5).abs() < PLATEAU)
+        .map(|p| format!("{:.2}", p.0))
+        .collect();
+    let checks = vec![
+        Check {
+            name: "dense features: one dimension each".into(),
+            passed: first > 0.9 && first < 1.1,
+            measured: format!(
+                "D* = {first:.3} at 1/(1−S) = {:.2}",
+                line.first().map_or(0.0, |p| p.0)
+            ),
+            expected: "D* within 0.1 of 1".into(),
+        },
+        Check {
+            name: "D* falls as sparsity grows".into(),
+            passed: ds.len() >= 4 && last < 0.45 && rises == 0,
+            measured: format!("D*, densest to sparsest: {}", fmt_list(&ds, 3)),
+            expected: "the sparsest below 0.45, and no point more than 0.05 above a denser one"
+                .into(),
+        },
+        Check {
+            name: "sticky at 1/2 (antipodal pairs)".into(),
+            passed: plateau >= 2,
+            measured: format!(
+                "{plateau} consecutive levels with |D* − 1/2| < {PLATEAU} (at 1/(1−S) = {})",
+                if on_half.is_empty() {
+                    "none".to_string()
+                } else {
+                    on_half.join(", ")
+                }
+            ),
+            expected: "at least 2 consecutive sweep levels on the 1/2 plateau".into(),
+        },
+    ];
+    Verdict::from_checks(checks)
+}
+
+/// The named uniform polytopes, as [`crate::analysis::geometry::Structure::name`] calls them.
+const POLYTOPES: [&str; 5] = [
+    "digon",
+    "triangle",
+    "tetrahedron",
+    "pentagon",
+    "square antiprism",
+];
+
+/// Per polytope kind over all selected instances: how many, ideal d/k, and its features' D_i.
+struct PolytopeStats {
+    name: &'static str,
+    count: usize,
+    ideal: f64,
+    dims: Vec<f64>,
+}
+
+impl PolytopeStats {
+    fn mean(&self) -> f64 {
+        self.dims.iter().sum::<f64>() / self.dims.len().max(1) as f64
+    }
+
+    fn on_line(&self) -> usize {
+        self.dims
+            .iter()
+            .filter(|d| (*d - self.ideal).abs() < ON_LINE)
+            .count()
+    }
+
+    fn matches(&self) -> bool {
+        self.count > 0 && (self.mean() - self.ideal).abs() < 0.03
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} × {} (mean D_i {:.3}, ideal {:.3}, {} of {} features within {ON_LINE})",
+            self.count,
+            self.name,
+            self.mean(),
+            self.ideal,
+            self.on_line(),
+            self.dims.len()
+        )
+    }
+}
+
+fn polytope_stats(sel: &[(f64, &InstanceRecord)]) -> Vec<PolytopeStats> {
+    let mut stats: Vec<PolytopeStats> = POLYTOPES
+        .iter()
+        .map(|&name| PolytopeStats {
+            name,
+            count: 0,
+            ideal: 0.0,
+            dims: Vec::new(),
+        })
+        .collect();
+    for (_, r) in sel {
+        for st in &r.structures {
+            if let Some(s) = stats.iter_mut().find(|s| s.name == st.name) {
+                s.count += 1;
+                s.ideal = st.ideal_dimensionality;
+                s.dims
+                    .extend(st.features.iter().map(|&i| r.fractional_dimensionality[i]));
+            }
+        }
+    }
+    stats.retain(|s| s.count > 0);
+    stats
+}
+
+/// Whether an instance is in the polytope regime: at least half of its represented features
+/// sit in named uniform polytopes (denser, features get whole dimensions; much sparser, the
+/// |cos| graph of a short run is one big component).
+fn in_polytope_regime(r: &InstanceRecord) -> bool {
+    let in_polytopes: usize = r
+        .structures
+        .iter()
+        .filter(|st| POLYTOPES.contains(&st.name.as_str()))
+        .map(|st| st.features.len())
+        .sum();
+    r.represented > 0 && 2 * in_polytopes >= r.represented
+}
+
+fn geometry_verdict(run: &RunResult) -> Verdict {
+    let sel = by_sparsity(run);
+    let regime: Vec<&(f64, &InstanceRecord)> =
+        sel.iter().filter(|(_, r)| in_polytope_regime(r)).collect();
+    let mut dims = Vec::new();
+    for (_, r) in &regime {
+        for (i, &d) in r.fractional_dimensionality.iter().enumerate() {
+            if r.feature_norms[i] > REPRESENTED_NORM {
+                dims.push(d);
+            }
+        }
+    }
+    let near = |v: f64| dims.iter().filter(|&&d| (d - v).abs() < ON_LINE).count();
+    let on_any = dims
+        .iter()
+        .filter(|&&d| STICKY.iter().any(|&(v, _)| (d - v).abs() < ON_LINE))
+        .count();
+    let share = |k: usize| k as f64 / dims.len().max(1) as f64;
+    let per_value: Vec<String> = STICKY
+        .iter()
+        .map(|&(v, label)| format!("{label}: {:.0}%", 100.0 * share(near(v))))
+        .collect();
+    let xs: Vec<f64> = regime.iter().map(|(x, _)| *x).collect();
+
+    let stats = polytope_stats(&sel);
+    let digons = stats.iter().find(|s| s.name == "digon");
+    let others: Vec<&PolytopeStats> = stats.iter().filter(|s| s.name != "digon").collect();
+    let list = |v: &[&PolytopeStats]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.iter()
+                .map(|s| s.describe())
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
+    };
+    let checks = vec![
+        Check {
+            name: "D_i clusters at the uniform-polytope values".into(),
+            passed: !dims.is_empty() && share(on_any) >= 0.6,
+            measured: format!(
+                "{:.0}% of {} represented features within {ON_LINE} of a reference value ({}), in the {} instances in the polytope regime (1/(1−S) = {})",
+                100.0 * share(on_any),
+                dims.len(),
+                per_value.join(", "),
+                regime.len(),
+                fmt_list(&xs, 2)
+            ),
+            expected: "at least 60% (the polytope regime: half or more of the represented features sit in digons, triangles, tetrahedra, pentagons or square antiprisms)"
+                .into(),
+        },
+        Check {
+            name: "digons (antipodal pairs) have D_i = 1/2".into(),
+            passed: digons.is_some_and(|s| s.matches()),
+            measured: digons.map_or("no digons found".into(), |s| s.describe()),
+            expected: "digons found, their features' mean D_i within 0.03 of 1/2".into(),
+        },
+        Check {
+            name: "other polytopes appear, with their D_i".into(),
+            passed: others.iter().any(|s| s.matches()),
+            measured: format!("found: {}", list(&others)),
+            expected: "a triangle, tetrahedron, pentagon or square antiprism kind whose features' mean D_i is within 0.03 of d/k"
+                .into(),
+        },
+    ];
+    Verdict::from_checks(checks)
+}
