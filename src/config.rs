@@ -22,6 +22,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+use crate::data::{DataSpec, DatasetSpec, FeatureSet, SetKind, ValueRange};
 use crate::model::{ModelKind, Shape, ROW_CHUNK};
 
 /// A config that failed to parse or validate. Display gives one line naming the field.
@@ -142,6 +143,100 @@ pub struct TrainSettings {
     /// gets exactly the weights it would get in the full run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub only_instances: Option<InstanceRange>,
+    /// Save `W` and `b` of every instance at these steps (`snapshots.safetensors`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<Snapshots>,
+}
+
+/// `[train].snapshots`: the steps at which the weights are saved during training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Snapshots {
+    /// Explicit steps (0 is the initialisation, `steps` the end).
+    Steps(Vec<u64>),
+    /// Step 0, then `count - 1` steps spaced from 1 to `steps` (duplicates removed, so short
+    /// runs get fewer).
+    Spaced {
+        /// Number of snapshots.
+        count: usize,
+        /// `log` (default) or `linear`.
+        #[serde(default)]
+        spacing: Spacing,
+    },
+}
+
+/// How spaced snapshot steps are laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Spacing {
+    /// Evenly on a log scale (learning dynamics happen early).
+    #[default]
+    Log,
+    /// Evenly.
+    Linear,
+}
+
+/// Most snapshots one run may take.
+pub const MAX_SNAPSHOTS: usize = 10_000;
+
+impl Snapshots {
+    /// The sorted, distinct steps of a run of `steps` steps (unvalidated values are clamped).
+    pub fn steps(&self, steps: u64) -> Vec<u64> {
+        let mut out: Vec<u64> = match self {
+            Snapshots::Steps(list) => list.iter().map(|&s| s.min(steps)).collect(),
+            Snapshots::Spaced { count, spacing } => {
+                let count = (*count).min(MAX_SNAPSHOTS);
+                let mut v = vec![0];
+                let k = count.saturating_sub(1);
+                for j in 0..k {
+                    let t = if k == 1 {
+                        1.0
+                    } else {
+                        j as f64 / (k - 1) as f64
+                    };
+                    let s = match spacing {
+                        Spacing::Log => (steps as f64).powf(t).round() as u64,
+                        Spacing::Linear => (1.0 + t * (steps as f64 - 1.0)).round() as u64,
+                    };
+                    v.push(s.clamp(1, steps));
+                }
+                v
+            }
+        };
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    fn validate(&self, steps: u64) -> Result<(), ConfigError> {
+        match self {
+            Snapshots::Steps(list) => {
+                if list.is_empty() || list.len() > MAX_SNAPSHOTS {
+                    return Err(ConfigError::new(
+                        "train.snapshots",
+                        format!("has {} steps: give 1 to {MAX_SNAPSHOTS}", list.len()),
+                    ));
+                }
+                for (k, &s) in list.iter().enumerate() {
+                    if s > steps {
+                        return Err(ConfigError::new(
+                            format!("train.snapshots[{k}]"),
+                            format!("{s} is out of range: the run has {steps} steps (0 is the initialisation)"),
+                        ));
+                    }
+                }
+            }
+            Snapshots::Spaced { count, .. } => {
+                if *count == 0 || *count > MAX_SNAPSHOTS {
+                    return Err(ConfigError::new(
+                        "train.snapshots.count",
+                        format!("{count} is out of range: allowed 1 to {MAX_SNAPSHOTS}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A half-open range of instance indices, `from..to`.
@@ -192,6 +287,7 @@ impl Default for TrainSettings {
             init: InitScheme::Notebook,
             log_points: 200,
             only_instances: None,
+            snapshots: None,
         }
     }
 }
@@ -225,10 +321,21 @@ pub enum ImportanceSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// Probability p = 1 - S that a feature is non-zero.
+    /// Probability p = 1 - S that a feature is non-zero (for a set's members, see
+    /// [`SetConfig`]).
     pub feature_probability: PerFeature,
     /// Importance I_i of each feature in the loss.
     pub importance: ImportanceSpec,
+    /// Range of a present value: `unit` ([0, 1]) or `symmetric` ([-1, 1]); by default
+    /// `symmetric` for the `abs` model and `unit` for the others, as in the paper.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values: Option<ValueRange>,
+    /// Features drawn together (`[[data.sets]]`); the rest are independent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<SetConfig>,
+    /// Train on a fixed dataset of T rows instead of fresh batches (`[data.dataset]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetConfig>,
 }
 
 impl Default for DataConfig {
@@ -236,8 +343,63 @@ impl Default for DataConfig {
         DataConfig {
             feature_probability: PerFeature::All(1.0),
             importance: ImportanceSpec::All(1.0),
+            values: None,
+            sets: Vec::new(),
+            dataset: None,
         }
     }
+}
+
+/// `[[data.sets]]`: features drawn together.
+///
+/// A set's members must share one feature probability p (per instance). For a `correlated`
+/// set, p is the probability that the set is active, and so each member's density. For an
+/// `anticorrelated` set, `probability = "set"` (default, the paper's convention) reads p as the
+/// set's probability 1 − S, so each member is non-zero with p / k; `probability = "member"`
+/// reads p as each member's density, so the set is active with k·p (must be ≤ 1): use it to
+/// match an independent run's densities.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetConfig {
+    /// `correlated` or `anticorrelated`.
+    pub kind: SetKind,
+    /// Member feature indices (0-based, at least two).
+    pub features: Vec<usize>,
+    /// How the members' feature probability is read: `set` (default) or `member`.
+    #[serde(default, skip_serializing_if = "SetProbability::is_default")]
+    pub probability: SetProbability,
+}
+
+/// How the feature probability of an anticorrelated set's members is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SetProbability {
+    /// p is the probability that the set is active (1 − S).
+    #[default]
+    Set,
+    /// p is each member's own density; the set is active with k·p.
+    Member,
+}
+
+impl SetProbability {
+    fn is_default(&self) -> bool {
+        *self == SetProbability::Set
+    }
+}
+
+/// `[data.dataset]`: a fixed dataset, drawn once per instance from the distribution above.
+///
+/// Training visits it full-batch when `train.batch_size` ≥ `rows`, else in shuffled
+/// minibatches (a new order every epoch). The reported loss is on a fresh test stream from the
+/// same distribution; the loss on the training rows is reported beside it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetConfig {
+    /// Number of rows T.
+    pub rows: usize,
+    /// Scale each row (training and test) to unit L2 norm.
+    #[serde(default)]
+    pub normalize: bool,
 }
 
 /// A sweep axis: explicit values, or `count` log-spaced values from `from` to `to`.
@@ -398,6 +560,9 @@ fn default_name() -> String {
 }
 
 /// Everything that distinguishes one trained instance.
+///
+/// `feature_probability` is each feature's density P(x_i ≠ 0); for an anticorrelated set read
+/// the `set` way, that is the set's probability divided by its size.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InstanceSpec {
     /// Position in the config's list of instances (also selects its random streams).
@@ -410,6 +575,8 @@ pub struct InstanceSpec {
     pub feature_probability: Vec<f32>,
     /// I_i per feature.
     pub importance: Vec<f32>,
+    /// Value range, feature sets and fixed dataset.
+    pub data: DataSpec,
 }
 
 /// Refuse runs whose buffers would not fit comfortably in memory.
@@ -491,6 +658,10 @@ impl TrainConfig {
         } else {
             specs.push(instance(0, self.model.kind, 0, &base_p, &base_imp));
         }
+        self.validate_data()?;
+        for spec in &mut specs {
+            self.resolve_data(spec)?;
+        }
         if let Some(r) = self.train.only_instances {
             if r.from >= r.to || r.to > specs.len() {
                 return Err(ConfigError::new(
@@ -507,6 +678,127 @@ impl TrainConfig {
         }
         self.check_memory(self.selected(&specs).len())?;
         Ok(specs)
+    }
+
+    /// Check the shape of `[data]`'s sets, dataset and the snapshot steps (per-instance
+    /// probabilities are checked by [`TrainConfig::resolve_data`]).
+    fn validate_data(&self) -> Result<(), ConfigError> {
+        let n = self.model.features;
+        let mut owner: Vec<Option<usize>> = vec![None; n];
+        for (k, set) in self.data.sets.iter().enumerate() {
+            let field = format!("data.sets[{k}].features");
+            if set.features.len() < 2 {
+                return Err(ConfigError::new(
+                    field,
+                    format!(
+                        "has {} feature(s): a set needs at least two (leave a lone feature out of the sets)",
+                        set.features.len()
+                    ),
+                ));
+            }
+            for (j, &f) in set.features.iter().enumerate() {
+                if f >= n {
+                    return Err(ConfigError::new(
+                        format!("{field}[{j}]"),
+                        format!("{f} is out of range: features are numbered 0 to {}", n - 1),
+                    ));
+                }
+                if let Some(other) = owner[f] {
+                    let message = if other == k {
+                        format!("feature {f} is listed twice")
+                    } else {
+                        format!(
+                            "feature {f} is already in data.sets[{other}]: sets must not overlap"
+                        )
+                    };
+                    return Err(ConfigError::new(format!("{field}[{j}]"), message));
+                }
+                owner[f] = Some(k);
+            }
+            if set.kind == SetKind::Correlated && set.probability == SetProbability::Member {
+                return Err(ConfigError::new(
+                    format!("data.sets[{k}].probability"),
+                    "\"member\" applies to anticorrelated sets only (a correlated member's density is the set's)",
+                ));
+            }
+        }
+        if let Some(d) = &self.data.dataset {
+            if d.rows == 0 || d.rows > 1 << 26 {
+                return Err(ConfigError::new(
+                    "data.dataset.rows",
+                    format!("{} is out of range: allowed 1 to {}", d.rows, 1u64 << 26),
+                ));
+            }
+        }
+        if let Some(snapshots) = &self.train.snapshots {
+            snapshots.validate(self.train.steps)?;
+        }
+        Ok(())
+    }
+
+    /// Fill `spec.data` from `[data]`: value range, the sets with this instance's
+    /// probabilities, the dataset; an anticorrelated set read the `set` way gives each member
+    /// the density p / k.
+    fn resolve_data(&self, spec: &mut InstanceSpec) -> Result<(), ConfigError> {
+        let mut sets = Vec::with_capacity(self.data.sets.len());
+        for (k, set) in self.data.sets.iter().enumerate() {
+            let p = spec.feature_probability[set.features[0]];
+            if let Some(&f) = set
+                .features
+                .iter()
+                .find(|&&f| spec.feature_probability[f] != p)
+            {
+                return Err(ConfigError::new(
+                    format!("data.sets[{k}].features"),
+                    format!(
+                        "features {} and {f} have feature probabilities {p} and {} in instance {}: a set's members must share one",
+                        set.features[0],
+                        spec.feature_probability[f],
+                        spec.index
+                    ),
+                ));
+            }
+            let size = set.features.len() as f64;
+            let (set_p, member_p) = match (set.kind, set.probability) {
+                (SetKind::Correlated, _) => (p as f64, p as f64),
+                (SetKind::Anticorrelated, SetProbability::Set) => (p as f64, p as f64 / size),
+                (SetKind::Anticorrelated, SetProbability::Member) => (p as f64 * size, p as f64),
+            };
+            if set_p > 1.0 + 1e-6 {
+                return Err(ConfigError::new(
+                    format!("data.sets[{k}].probability"),
+                    format!(
+                        "members of density {p} make the set active with {set_p:.4} > 1 in instance {}: use a density ≤ 1/{size}",
+                        spec.index
+                    ),
+                ));
+            }
+            for &f in &set.features {
+                spec.feature_probability[f] = member_p as f32;
+            }
+            sets.push(FeatureSet {
+                kind: set.kind,
+                features: set.features.clone(),
+                probability: set_p.min(1.0) as f32,
+            });
+        }
+        spec.data = DataSpec {
+            values: self.data.values.unwrap_or(spec.kind.value_range()),
+            sets,
+            dataset: self.data.dataset.as_ref().map(|d| DatasetSpec {
+                rows: d.rows,
+                normalize: d.normalize,
+            }),
+        };
+        Ok(())
+    }
+
+    /// The steps at which snapshots are taken (empty when off).
+    pub fn snapshot_steps(&self) -> Vec<u64> {
+        self.train
+            .snapshots
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.steps(self.train.steps))
     }
 
     /// Instances of one run share the parameter layout: tied kinds mix, `abs` does not.
@@ -724,7 +1016,18 @@ impl TrainConfig {
             + (shape.features + 2 * shape.hidden + 2) as u64 * ROW_CHUNK as u64
             + 2 * shape.features as u64;
         let log = self.train.log_points.min(self.train.steps);
-        (per_instance * 4 + log * 4) * instances as u64
+        let dataset = self
+            .data
+            .dataset
+            .as_ref()
+            .map_or(0, |d| 4 * (d.rows as u64) * shape.features as u64);
+        let snapshots = match &self.train.snapshots {
+            Some(Snapshots::Steps(list)) => list.len() as u64,
+            Some(Snapshots::Spaced { count, .. }) => *count as u64,
+            None => 0,
+        };
+        (per_instance * 4 + log * 4 + dataset + snapshots * 4 * shape.param_len() as u64)
+            * instances as u64
     }
 
     fn check_memory(&self, instances: usize) -> Result<(), ConfigError> {
@@ -753,6 +1056,7 @@ fn instance(index: usize, kind: ModelKind, restart: usize, p: &[f64], imp: &[f64
         restart,
         feature_probability: p.iter().map(|&v| v as f32).collect(),
         importance: imp.iter().map(|&v| v as f32).collect(),
+        data: DataSpec::default(),
     }
 }
 

@@ -188,6 +188,7 @@ struct Job {
     name: String,
     kind: RunKind,
     experiment: Option<&'static Experiment>,
+    options: ExperimentOptions,
     config: TrainConfig,
     resume: Option<TrainState>,
 }
@@ -214,6 +215,10 @@ impl Runner {
             kind: job.kind,
             config: job.config.clone(),
             state: state.clone(),
+            profile: job
+                .experiment
+                .map(|_| job.options.profile.name().to_string()),
+            restarts: job.options.restarts,
         };
         let mut periodic = |state: &TrainState| -> Result<(), String> {
             checkpoint_of(state)
@@ -233,16 +238,10 @@ impl Runner {
             }),
         };
         let mut bar = Bar::new(self.quiet);
+        let resume = job.resume.as_ref();
         let result = match job.experiment {
-            Some(e) => e.run(&job.config, job.resume.as_ref(), control, &mut bar),
-            None => train_run(
-                &job.name,
-                &job.config,
-                job.resume.as_ref(),
-                control,
-                &mut bar,
-            )
-            .map(|mut r| {
+            Some(e) => e.run(&job.config, &job.options, resume, control, &mut bar),
+            None => train_run(&job.name, &job.config, resume, control, &mut bar).map(|mut r| {
                 r.figures = standard_figures(&r);
                 r
             }),
@@ -279,12 +278,7 @@ impl Runner {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::List => {
-            for e in experiments::registry() {
-                println!("{:<16} {:<22} {}", e.name, e.section, e.summary);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::List => list(),
         Command::Reproduce {
             experiment,
             profile,
@@ -299,80 +293,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 seed,
                 restarts: restarts.map(|r| r as usize),
             };
-            let chosen: Vec<&'static Experiment> = if experiment == "all" {
-                experiments::registry().iter().collect()
-            } else {
-                match experiments::find(&experiment) {
-                    Some(e) => vec![e],
-                    None => bail!(
-                        "unknown experiment {experiment:?}; known: {}, all (see `tms list`)",
-                        experiments::names()
-                    ),
-                }
-            };
-            let all = experiment == "all";
-            let base = match (&output.out, all) {
-                (Some(dir), true) => dir.clone(),
-                (None, true) => default_out_path(Path::new("runs"), "all"),
-                _ => PathBuf::from("runs"),
-            };
-            let mut jobs = Vec::new();
-            for e in &chosen {
-                let mut config = (e.config)(&options);
-                config.train.only_instances = instances;
-                config
-                    .resolve()
-                    .map_err(|err| anyhow::anyhow!("experiment {}: {err}", e.name))?;
-                let out = match (&output.out, all) {
-                    (Some(dir), false) => dir.clone(),
-                    (None, false) => default_out_path(&base, e.name),
-                    (_, true) => base.join(e.name),
-                };
-                check_out_path(&out, output.force)?;
-                jobs.push((e, config, out));
-            }
-            install_signal_handler();
-            let runner = training.runner(output.quiet);
-            let mut reproduced = true;
-            let any_jobs = !jobs.is_empty();
-            // Experiments with the same config (`uniform` and `geometry`) share one training.
-            let mut finished: Vec<RunResult> = Vec::new();
-            for (e, config, out) in jobs {
-                if let Some(done) = finished.iter().find(|r| r.config.as_ref() == Some(&config)) {
-                    let mut run = done.clone();
-                    println!(
-                        "{}: same config as {}, judging its training",
-                        e.name, run.experiment
-                    );
-                    run.experiment = e.name.to_string();
-                    e.judge(&mut run);
-                    finish(&run, &out, output.force)?;
-                    reproduced &= run.verdict.as_ref().is_some_and(|v| v.reproduced);
-                    continue;
-                }
-                let job = Job {
-                    name: e.name.to_string(),
-                    kind: RunKind::Experiment,
-                    experiment: Some(e),
-                    config,
-                    resume: None,
-                };
-                match runner.execute(job, &out, output.force)? {
-                    Outcome::Finished(run) => {
-                        reproduced &= run.verdict.as_ref().is_some_and(|v| v.reproduced);
-                        finished.push(*run);
-                    }
-                    Outcome::Interrupted => return Ok(ExitCode::from(INTERRUPTED)),
-                }
-            }
-            if all && any_jobs {
-                print_report(&base)?;
-            }
-            Ok(if reproduced {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(NOT_REPRODUCED)
-            })
+            reproduce(&experiment, options, instances, &training, &output)
         }
         Command::Train {
             config,
@@ -381,81 +302,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             instances,
             training,
             output,
-        } => {
-            let text = std::fs::read_to_string(&config)
-                .with_context(|| format!("cannot read the config {}", config.display()))?;
-            let origin = config.display().to_string();
-            let mut cfg = TrainConfig::from_toml(&text, &origin)?;
-            if let Some(s) = seed {
-                cfg.train.seed = s;
-            }
-            if let Some(s) = steps {
-                cfg.train.steps = s;
-            }
-            if instances.is_some() {
-                cfg.train.only_instances = instances;
-            }
-            if let Err(mut e) = cfg.resolve() {
-                e.location = Some(locate(&text, &origin, &e.field));
-                return Err(e.into());
-            }
-            let out = output
-                .out
-                .clone()
-                .unwrap_or_else(|| default_out_path(Path::new("runs"), &cfg.name));
-            check_out_path(&out, output.force)?;
-            install_signal_handler();
-            let job = Job {
-                name: cfg.name.clone(),
-                kind: RunKind::Train,
-                experiment: None,
-                config: cfg,
-                resume: None,
-            };
-            match training
-                .runner(output.quiet)
-                .execute(job, &out, output.force)?
-            {
-                Outcome::Finished(_) => Ok(ExitCode::SUCCESS),
-                Outcome::Interrupted => Ok(ExitCode::from(INTERRUPTED)),
-            }
-        }
+        } => train(&config, seed, steps, instances, &training, &output),
         Command::Resume {
             run_dir,
             training,
             quiet,
-        } => {
-            let ck = Checkpoint::read(&run_dir)?;
-            let experiment = match ck.kind {
-                RunKind::Experiment => {
-                    Some(experiments::find(&ck.experiment).with_context(|| {
-                        format!(
-                            "the checkpoint is of an unknown experiment {:?}",
-                            ck.experiment
-                        )
-                    })?)
-                }
-                RunKind::Train => None,
-            };
-            ck.config
-                .resolve()
-                .map_err(|e| anyhow::anyhow!("the checkpoint's config: {e}"))?;
-            install_signal_handler();
-            let job = Job {
-                name: ck.experiment,
-                kind: ck.kind,
-                experiment,
-                config: ck.config,
-                resume: Some(ck.state),
-            };
-            match training.runner(quiet).execute(job, &run_dir, false)? {
-                Outcome::Finished(run) => Ok(match &run.verdict {
-                    Some(v) if !v.reproduced => ExitCode::from(NOT_REPRODUCED),
-                    _ => ExitCode::SUCCESS,
-                }),
-                Outcome::Interrupted => Ok(ExitCode::from(INTERRUPTED)),
-            }
-        }
+        } => resume(&run_dir, &training, quiet),
         Command::Report { runs_dir } => {
             if !runs_dir.is_dir() {
                 bail!("{} is not a folder of runs", runs_dir.display());
@@ -463,24 +315,215 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_report(&runs_dir)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Analyze { weights, output } => {
-            let loaded = Weights::load(&weights)
-                .with_context(|| format!("cannot analyse {}", weights.display()))?;
-            let stem = weights
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "weights".into());
-            let out = output
-                .out
-                .clone()
-                .unwrap_or_else(|| default_out_path(Path::new("runs"), &format!("analyze-{stem}")));
-            check_out_path(&out, output.force)?;
-            let mut result = analyze_weights(loaded);
-            result.figures = standard_figures(&result);
-            finish(&result, &out, output.force)?;
-            Ok(ExitCode::SUCCESS)
+        Command::Analyze { weights, output } => analyze(&weights, &output),
+    }
+}
+
+/// `tms list`.
+fn list() -> anyhow::Result<ExitCode> {
+    for e in experiments::registry() {
+        println!("{:<16} {:<22} {}", e.name, e.section, e.summary);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tms reproduce NAME|all`.
+fn reproduce(
+    experiment: &str,
+    options: ExperimentOptions,
+    instances: Option<InstanceRange>,
+    training: &TrainingArgs,
+    output: &OutputArgs,
+) -> anyhow::Result<ExitCode> {
+    let all = experiment == "all";
+    let chosen: Vec<&'static Experiment> = if all {
+        experiments::registry().iter().collect()
+    } else {
+        match experiments::find(experiment) {
+            Some(e) => vec![e],
+            None => bail!(
+                "unknown experiment {experiment:?}; known: {}, all (see `tms list`)",
+                experiments::names()
+            ),
+        }
+    };
+    let base = match (&output.out, all) {
+        (Some(dir), true) => dir.clone(),
+        (None, true) => default_out_path(Path::new("runs"), "all"),
+        _ => PathBuf::from("runs"),
+    };
+    let mut jobs = Vec::new();
+    for e in &chosen {
+        let mut config = e.configure(&options);
+        config.train.only_instances = instances;
+        config
+            .resolve()
+            .map_err(|err| anyhow::anyhow!("experiment {}: {err}", e.name))?;
+        let out = match (&output.out, all) {
+            (Some(dir), false) => dir.clone(),
+            (None, false) => default_out_path(&base, e.name),
+            (_, true) => base.join(e.name),
+        };
+        check_out_path(&out, output.force)?;
+        jobs.push((e, config, out));
+    }
+    install_signal_handler();
+    let runner = training.runner(output.quiet);
+    let mut reproduced = true;
+    let any_jobs = !jobs.is_empty();
+    // Experiments with the same config and no later stages (`uniform` and `geometry`) share
+    // one training.
+    let mut finished: Vec<RunResult> = Vec::new();
+    for (e, config, out) in jobs {
+        let shared = finished.iter().find(|r| {
+            e.after.is_none() && r.config.as_ref() == Some(&config) && r.stages.is_empty()
+        });
+        if let Some(done) = shared {
+            let mut run = done.clone();
+            println!(
+                "{}: same config as {}, judging its training",
+                e.name, run.experiment
+            );
+            run.experiment = e.name.to_string();
+            e.judge(&mut run);
+            finish(&run, &out, output.force)?;
+            reproduced &= run.verdict.as_ref().is_some_and(|v| v.reproduced);
+            continue;
+        }
+        let job = Job {
+            name: e.name.to_string(),
+            kind: RunKind::Experiment,
+            experiment: Some(e),
+            options: options.clone(),
+            config,
+            resume: None,
+        };
+        match runner.execute(job, &out, output.force)? {
+            Outcome::Finished(run) => {
+                reproduced &= run.verdict.as_ref().is_some_and(|v| v.reproduced);
+                finished.push(*run);
+            }
+            Outcome::Interrupted => return Ok(ExitCode::from(INTERRUPTED)),
         }
     }
+    if all && any_jobs {
+        print_report(&base)?;
+    }
+    Ok(if reproduced {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(NOT_REPRODUCED)
+    })
+}
+
+/// `tms train CONFIG`.
+fn train(
+    config: &Path,
+    seed: Option<u64>,
+    steps: Option<u64>,
+    instances: Option<InstanceRange>,
+    training: &TrainingArgs,
+    output: &OutputArgs,
+) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read the config {}", config.display()))?;
+    let origin = config.display().to_string();
+    let mut cfg = TrainConfig::from_toml(&text, &origin)?;
+    if let Some(s) = seed {
+        cfg.train.seed = s;
+    }
+    if let Some(s) = steps {
+        cfg.train.steps = s;
+    }
+    if instances.is_some() {
+        cfg.train.only_instances = instances;
+    }
+    if let Err(mut e) = cfg.resolve() {
+        e.location = Some(locate(&text, &origin, &e.field));
+        return Err(e.into());
+    }
+    let out = output
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out_path(Path::new("runs"), &cfg.name));
+    check_out_path(&out, output.force)?;
+    install_signal_handler();
+    let job = Job {
+        name: cfg.name.clone(),
+        kind: RunKind::Train,
+        experiment: None,
+        options: ExperimentOptions::default(),
+        config: cfg,
+        resume: None,
+    };
+    match training
+        .runner(output.quiet)
+        .execute(job, &out, output.force)?
+    {
+        Outcome::Finished(_) => Ok(ExitCode::SUCCESS),
+        Outcome::Interrupted => Ok(ExitCode::from(INTERRUPTED)),
+    }
+}
+
+/// `tms resume RUN_DIR`.
+fn resume(run_dir: &Path, training: &TrainingArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let ck = Checkpoint::read(run_dir)?;
+    let experiment = match ck.kind {
+        RunKind::Experiment => Some(experiments::find(&ck.experiment).with_context(|| {
+            format!(
+                "the checkpoint is of an unknown experiment {:?}",
+                ck.experiment
+            )
+        })?),
+        RunKind::Train => None,
+    };
+    ck.config
+        .resolve()
+        .map_err(|e| anyhow::anyhow!("the checkpoint's config: {e}"))?;
+    let profile = match ck.profile.as_deref() {
+        Some(name) => Profile::from_name(name)
+            .with_context(|| format!("the checkpoint names an unknown profile {name:?}"))?,
+        None => Profile::default(),
+    };
+    install_signal_handler();
+    let job = Job {
+        name: ck.experiment,
+        kind: ck.kind,
+        experiment,
+        options: ExperimentOptions {
+            profile,
+            seed: Some(ck.config.train.seed),
+            restarts: ck.restarts,
+        },
+        config: ck.config,
+        resume: Some(ck.state),
+    };
+    match training.runner(quiet).execute(job, run_dir, false)? {
+        Outcome::Finished(run) => Ok(match &run.verdict {
+            Some(v) if !v.reproduced => ExitCode::from(NOT_REPRODUCED),
+            _ => ExitCode::SUCCESS,
+        }),
+        Outcome::Interrupted => Ok(ExitCode::from(INTERRUPTED)),
+    }
+}
+
+/// `tms analyze WEIGHTS`.
+fn analyze(weights: &Path, output: &OutputArgs) -> anyhow::Result<ExitCode> {
+    let loaded =
+        Weights::load(weights).with_context(|| format!("cannot analyse {}", weights.display()))?;
+    let stem = weights
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "weights".into());
+    let out = output
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out_path(Path::new("runs"), &format!("analyze-{stem}")));
+    check_out_path(&out, output.force)?;
+    let mut result = analyze_weights(loaded);
+    result.figures = standard_figures(&result);
+    finish(&result, &out, output.force)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Write the report page of a folder of runs and say what it holds.

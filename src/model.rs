@@ -23,6 +23,12 @@
 //! (`h[k * c + r]`): every inner loop runs over rows, long and branch-free, so it vectorises
 //! even when `m` is 1 or 2.
 
+pub mod cpu;
+pub mod forward;
+
+pub use cpu::KernelVariant;
+pub use forward::{forward, ForwardPass};
+
 use serde::{Deserialize, Serialize};
 
 use crate::data::ValueRange;
@@ -66,7 +72,8 @@ impl ModelKind {
         !matches!(self, ModelKind::Abs)
     }
 
-    /// Range of a present input feature.
+    /// The paper's range of a present input feature for this model (the default of
+    /// `[data].values`).
     pub fn value_range(self) -> ValueRange {
         match self {
             ModelKind::Abs => ValueRange::Symmetric,

@@ -11,10 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::{InitScheme, InstanceSpec, TrainConfig, TrainSettings};
-use crate::data::{stream_key, FeatureSampler, LaneRng, StreamKind, LANES};
+use crate::data::{stream_key, DataSource, LaneRng, StreamKind, LANES};
+use crate::model::forward::{loss_weights, LossScratch};
 #[cfg(target_arch = "x86_64")]
 use crate::model::forward_backward_chunk_avx2;
 use crate::model::{forward_backward_chunk, padded_rows, Shape, Workspace, ROW_CHUNK};
+
+pub use crate::model::KernelVariant;
 
 /// Receives progress from long work; the library never prints by itself.
 pub trait Progress {
@@ -70,39 +73,6 @@ pub enum TrainError {
         /// The system's reason.
         message: String,
     },
-}
-
-/// Which compiled version of the hot loops runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KernelVariant {
-    /// Baseline for the target (SSE2 on x86-64).
-    Portable,
-    /// x86-64 with AVX2 and FMA, chosen at run time.
-    Avx2,
-}
-
-impl KernelVariant {
-    /// The best variant this CPU supports (set `TMS_KERNEL=portable` to force the baseline).
-    pub fn detect() -> Self {
-        if std::env::var("TMS_KERNEL").as_deref() == Ok("portable") {
-            return KernelVariant::Portable;
-        }
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                return KernelVariant::Avx2;
-            }
-        }
-        KernelVariant::Portable
-    }
-
-    /// Name for logs and benchmarks.
-    pub fn name(self) -> &'static str {
-        match self {
-            KernelVariant::Portable => "portable",
-            KernelVariant::Avx2 => "avx2+fma",
-        }
-    }
 }
 
 /// AdamW hyper-parameters and the current learning rate, as PyTorch's `torch.optim.AdamW`.
@@ -167,7 +137,7 @@ pub fn init_params(
     params
 }
 
-/// All the state of one training instance: parameters, optimiser moments, sampler, scratch.
+/// All the state of one training instance: parameters, optimiser moments, data, scratch.
 pub struct InstanceTrainer {
     /// The instance's settings.
     pub spec: InstanceSpec,
@@ -177,8 +147,11 @@ pub struct InstanceTrainer {
     grads: Vec<f32>,
     adam_m: Vec<f32>,
     adam_v: Vec<f32>,
-    sampler: FeatureSampler,
+    source: DataSource,
+    /// `I_i / (rows · n)` for a batch of `weight_rows` rows (a fixed dataset's last minibatch
+    /// of an epoch may be shorter).
     loss_weight: Vec<f32>,
+    weight_rows: usize,
     ws: Workspace,
     /// Steps taken so far.
     pub steps_done: u64,
@@ -206,7 +179,7 @@ impl InstanceTrainer {
             total_instances,
             stream_key(seed, index, StreamKind::Init),
         );
-        Self::from_params(shape, settings, spec, params, StreamKind::Data)
+        Self::from_params(shape, settings, spec, params)
     }
 
     fn from_params(
@@ -214,24 +187,23 @@ impl InstanceTrainer {
         settings: &TrainSettings,
         spec: InstanceSpec,
         params: Vec<f32>,
-        stream: StreamKind,
     ) -> Self {
         let shape = Shape {
             kind: spec.kind,
             ..shape
         };
         let rows = settings.batch_size;
-        let norm = (rows * shape.features) as f32;
-        let loss_weight = spec.importance.iter().map(|&i| i / norm).collect();
-        let key = stream_key(settings.seed, spec.index as u64, stream);
+        let loss_weight = loss_weights(&spec.importance, rows);
+        let source = DataSource::training(
+            &spec.data,
+            &spec.feature_probability,
+            settings.seed,
+            spec.index,
+            ROW_CHUNK,
+        );
         let len = params.len();
         InstanceTrainer {
-            sampler: FeatureSampler::new(
-                &spec.feature_probability,
-                shape.kind.value_range(),
-                key,
-                ROW_CHUNK,
-            ),
+            source,
             spec,
             shape,
             params,
@@ -239,6 +211,7 @@ impl InstanceTrainer {
             adam_m: vec![0.0; len],
             adam_v: vec![0.0; len],
             loss_weight,
+            weight_rows: rows,
             ws: Workspace::new(&shape),
             steps_done: 0,
             block_loss: 0.0,
@@ -246,18 +219,27 @@ impl InstanceTrainer {
         }
     }
 
-    /// Loss and gradient over one fresh batch of `rows` rows, sampled chunk by chunk.
+    /// Loss and gradient over this step's batch (`batch_size` fresh rows, or a fixed
+    /// dataset's minibatch), filled chunk by chunk.
     #[inline(always)]
-    fn loss_and_grad<const AVX2: bool>(&mut self, rows: usize) -> f64 {
+    fn loss_and_grad<const AVX2: bool>(&mut self, batch_size: usize) -> f64 {
         self.grads.fill(0.0);
         let n = self.shape.features;
+        let rows = self.source.begin_batch(self.steps_done, batch_size);
+        if rows != self.weight_rows {
+            let norm = (rows * n) as f32;
+            for (w, &i) in self.loss_weight.iter_mut().zip(&self.spec.importance) {
+                *w = i / norm;
+            }
+            self.weight_rows = rows;
+        }
         let mut loss = 0.0;
         let mut start = 0;
         while start < rows {
             let c = ROW_CHUNK.min(rows - start);
             let stride = padded_rows(c);
-            self.sampler
-                .fill_padded(&mut self.ws.x[..n * stride], c, stride);
+            self.source
+                .fill_chunk(&mut self.ws.x[..n * stride], start, c, stride);
             let (shape, params, grads, ws) =
                 (&self.shape, &self.params, &mut self.grads, &mut self.ws);
             loss += if AVX2 {
@@ -306,6 +288,8 @@ impl InstanceTrainer {
         }
     }
 
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn run_avx2(&mut self, settings: &TrainSettings, steps: u64) {
@@ -316,9 +300,9 @@ impl InstanceTrainer {
 
     /// Take `steps` training steps with the given kernel variant.
     pub fn run(&mut self, settings: &TrainSettings, steps: u64, variant: KernelVariant) {
-        match variant {
+        match variant.checked() {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `KernelVariant::Avx2` is only produced after detecting AVX2 and FMA.
+            // SAFETY: `checked` returned Avx2, so this CPU has AVX2 and FMA.
             KernelVariant::Avx2 => unsafe { self.run_avx2(settings, steps) },
             _ => self.run_portable(settings, steps),
         }
@@ -330,18 +314,18 @@ impl InstanceTrainer {
     }
 
     /// Everything needed to continue this instance exactly.
-    pub fn snapshot(&self) -> InstanceState {
+    pub fn state(&self) -> InstanceState {
         InstanceState {
             index: self.spec.index,
             steps_done: self.steps_done,
             params: self.params.clone(),
             adam_m: self.adam_m.clone(),
             adam_v: self.adam_v.clone(),
-            rng: self.sampler.rng_state(),
+            rng: self.source.stream_state(),
         }
     }
 
-    /// An instance continuing from a snapshot.
+    /// An instance continuing from a saved [`InstanceTrainer::state`].
     pub fn restore(
         shape: Shape,
         settings: &TrainSettings,
@@ -361,16 +345,10 @@ impl InstanceTrainer {
                 shape.param_len()
             )));
         }
-        let mut t = Self::from_params(
-            shape,
-            settings,
-            spec,
-            state.params.clone(),
-            StreamKind::Data,
-        );
+        let mut t = Self::from_params(shape, settings, spec, state.params.clone());
         t.adam_m.copy_from_slice(&state.adam_m);
         t.adam_v.copy_from_slice(&state.adam_v);
-        t.sampler.set_rng_state(&state.rng);
+        t.source.set_stream_state(&state.rng);
         t.steps_done = state.steps_done;
         Ok(t)
     }
@@ -397,8 +375,18 @@ pub struct InstanceState {
     pub adam_m: Vec<f32>,
     /// Adam second moments.
     pub adam_v: Vec<f32>,
-    /// Position of the training-data stream.
+    /// Position of the training-data stream (zeros for a fixed dataset, whose rows come from
+    /// the seed and whose batch comes from `steps_done`).
     pub rng: [u32; 4 * LANES],
+}
+
+/// The parameters of every trained instance at one step (`[train].snapshots`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    /// Steps taken (0: the initialisation).
+    pub step: u64,
+    /// Parameters per instance, in the layout of [`crate::model`].
+    pub params: Vec<Vec<f32>>,
 }
 
 /// The state of a whole training run at a block boundary: enough to finish it with results
@@ -417,6 +405,8 @@ pub struct TrainState {
     pub log_loss: Vec<Vec<f64>>,
     /// Training wall time so far.
     pub elapsed: Duration,
+    /// Snapshots taken so far.
+    pub snapshots: Vec<Snapshot>,
 }
 
 impl TrainState {
@@ -446,7 +436,9 @@ pub struct TrainControl<'a> {
     pub checkpoint: Option<(Duration, CheckpointWriter<'a>)>,
 }
 
-/// The notebook loss of `params` on `batches` fresh evaluation batches (its own stream).
+/// The notebook loss of `params` on `batches` fresh evaluation batches of `batch_size` rows
+/// (the instance's own evaluation stream; for a fixed dataset, its test stream), computed by the
+/// forward pass alone.
 pub fn evaluate(
     shape: Shape,
     settings: &TrainSettings,
@@ -454,20 +446,64 @@ pub fn evaluate(
     params: &[f32],
     batches: usize,
 ) -> f64 {
-    let mut t = InstanceTrainer::from_params(
-        shape,
-        settings,
-        spec.clone(),
-        params.to_vec(),
-        StreamKind::Eval,
+    let shape = Shape {
+        kind: spec.kind,
+        ..shape
+    };
+    let n = shape.features;
+    let rows = settings.batch_size;
+    let mut sampler = DataSource::evaluation(
+        &spec.data,
+        &spec.feature_probability,
+        settings.seed,
+        spec.index,
+        ROW_CHUNK,
     );
-    let total: f64 = (0..batches)
-        .map(|_| match KernelVariant::detect() {
-            KernelVariant::Avx2 => t.loss_and_grad::<true>(settings.batch_size),
-            KernelVariant::Portable => t.loss_and_grad::<false>(settings.batch_size),
-        })
-        .sum();
+    let weight = loss_weights(&spec.importance, rows);
+    let mut scratch = LossScratch::new(&shape);
+    let mut x = vec![0.0f32; n * ROW_CHUNK];
+    let variant = KernelVariant::detect();
+    let mut total = 0.0;
+    for _ in 0..batches {
+        let mut start = 0;
+        while start < rows {
+            let c = ROW_CHUNK.min(rows - start);
+            sampler.fill(&mut x[..n * c], c);
+            total += scratch.chunk_loss(variant, &shape, params, &x[..n * c], &weight, c, c);
+            start += c;
+        }
+    }
     total / batches as f64
+}
+
+/// The loss of `params` on the instance's fixed training dataset (drawn again from the seed),
+/// or `None` when it trains on fresh batches.
+pub fn train_set_loss(
+    shape: Shape,
+    settings: &TrainSettings,
+    spec: &InstanceSpec,
+    params: &[f32],
+) -> Option<f64> {
+    spec.data.dataset?;
+    let shape = Shape {
+        kind: spec.kind,
+        ..shape
+    };
+    let source = DataSource::training(
+        &spec.data,
+        &spec.feature_probability,
+        settings.seed,
+        spec.index,
+        ROW_CHUNK,
+    );
+    let d = source.dataset()?;
+    Some(crate::model::forward::loss(
+        &shape,
+        params,
+        d.x(),
+        d.rows(),
+        &spec.importance,
+    ))
 }
 
 /// The result of training: final weights, the loss curve and timing.
@@ -485,6 +521,10 @@ pub struct Trained {
     pub log_loss: Vec<Vec<f64>>,
     /// Loss of the final weights on fresh evaluation batches, per instance.
     pub final_loss: Vec<f64>,
+    /// Loss of the final weights on the fixed training dataset, per instance (when used).
+    pub train_set_loss: Option<Vec<f64>>,
+    /// Parameters at the `[train].snapshots` steps.
+    pub snapshots: Vec<Snapshot>,
     /// Wall time of the training loop.
     pub elapsed: Duration,
     /// Kernel variant that ran.
@@ -527,7 +567,8 @@ pub fn train(
     let settings = &config.train;
     let variant = KernelVariant::detect();
     let steps = settings.steps;
-    let (mut trainers, mut done, mut log_steps, mut log_loss, before) = match resume {
+    let (mut trainers, mut done, mut log_steps, mut log_loss, before, mut snapshots) = match resume
+    {
         None => {
             let trainers: Vec<InstanceTrainer> = pool.install(|| {
                 specs
@@ -535,7 +576,14 @@ pub fn train(
                     .map(|s| InstanceTrainer::new(shape, settings, s.clone(), total_instances))
                     .collect()
             });
-            (trainers, 0, Vec::new(), Vec::new(), Duration::ZERO)
+            (
+                trainers,
+                0,
+                Vec::new(),
+                Vec::new(),
+                Duration::ZERO,
+                Vec::new(),
+            )
         }
         Some(state) => {
             if state.instances.len() != specs.len() || state.steps != steps || state.done > steps {
@@ -559,38 +607,64 @@ pub fn train(
                 state.log_steps.clone(),
                 state.log_loss.clone(),
                 state.elapsed,
+                state.snapshots.clone(),
             )
         }
     };
+    let snapshot_steps = config.snapshot_steps();
+    let take_snapshot = |trainers: &[InstanceTrainer], step| Snapshot {
+        step,
+        params: trainers.iter().map(|t| t.params.clone()).collect(),
+    };
+    if done == 0 && snapshot_steps.first() == Some(&0) && snapshots.is_empty() {
+        snapshots.push(take_snapshot(&trainers, 0));
+    }
 
     let block = steps.div_ceil(settings.log_points.min(steps)).max(1);
     let start = Instant::now();
     let mut last_checkpoint = Instant::now();
-    let snapshot =
-        |trainers: &[InstanceTrainer], done, log_steps: &[u64], log_loss: &[Vec<f64>]| TrainState {
-            done,
-            steps,
-            instances: trainers.iter().map(InstanceTrainer::snapshot).collect(),
-            log_steps: log_steps.to_vec(),
-            log_loss: log_loss.to_vec(),
-            elapsed: before + start.elapsed(),
-        };
+    let save_state = |trainers: &[InstanceTrainer],
+                      done,
+                      log_steps: &[u64],
+                      log_loss: &[Vec<f64>],
+                      snapshots: &[Snapshot]| TrainState {
+        done,
+        steps,
+        instances: trainers.iter().map(InstanceTrainer::state).collect(),
+        log_steps: log_steps.to_vec(),
+        log_loss: log_loss.to_vec(),
+        elapsed: before + start.elapsed(),
+        snapshots: snapshots.to_vec(),
+    };
     progress.begin(&config.name, steps);
     progress.update(done, f64::NAN);
     while done < steps {
         if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
             progress.end();
-            let state = snapshot(&trainers, done, &log_steps, &log_loss);
+            let state = save_state(&trainers, done, &log_steps, &log_loss, &snapshots);
             return Err(TrainError::Interrupted {
                 state: Box::new(state),
             });
         }
         let count = block.min(steps - done);
-        pool.install(|| {
-            trainers
-                .par_iter_mut()
-                .for_each(|t| t.run(settings, count, variant))
-        });
+        // A block runs in one go, or in segments that end at the snapshot steps inside it.
+        let mut at = done;
+        while at < done + count {
+            let next = snapshot_steps
+                .iter()
+                .copied()
+                .find(|&s| s > at && s < done + count)
+                .unwrap_or(done + count);
+            pool.install(|| {
+                trainers
+                    .par_iter_mut()
+                    .for_each(|t| t.run(settings, next - at, variant))
+            });
+            at = next;
+            if snapshot_steps.binary_search(&at).is_ok() {
+                snapshots.push(take_snapshot(&trainers, at));
+            }
+        }
         let losses: Vec<f64> = trainers.iter_mut().map(|t| t.take_block_loss()).collect();
         if let Some((k, &loss)) = losses.iter().enumerate().find(|(_, l)| !l.is_finite()) {
             progress.end();
@@ -607,7 +681,7 @@ pub fn train(
         log_loss.push(losses);
         if let Some((every, write)) = checkpoint.as_mut() {
             if done < steps && last_checkpoint.elapsed() >= *every {
-                let state = snapshot(&trainers, done, &log_steps, &log_loss);
+                let state = save_state(&trainers, done, &log_steps, &log_loss, &snapshots);
                 if state.is_finite() {
                     write(&state).map_err(TrainError::Checkpoint)?;
                 }
@@ -627,6 +701,12 @@ pub fn train(
             })
             .collect()
     });
+    let train_set_loss: Option<Vec<f64>> = pool.install(|| {
+        trainers
+            .par_iter()
+            .map(|t| train_set_loss(shape, settings, &t.spec, &t.params))
+            .collect()
+    });
     Ok(Trained {
         shape,
         specs: specs.to_vec(),
@@ -634,6 +714,8 @@ pub fn train(
         log_steps,
         log_loss,
         final_loss,
+        train_set_loss,
+        snapshots,
         elapsed,
         variant,
     })

@@ -7,7 +7,7 @@
 //! medium sparsity (S = 0.8) four features as two antipodal pairs; S ≥ 0.9 all five as a
 //! pentagon.
 
-use super::{Experiment, ExperimentOptions};
+use super::{Experiment, Profile};
 use crate::analysis::geometry::{cosine, PlaneGeometry};
 use crate::analysis::verdict::{fmt_list, Check, Verdict};
 use crate::analysis::REPRESENTED_NORM;
@@ -28,11 +28,12 @@ pub const EXPERIMENT: Experiment = Experiment {
     claim: "Dense: the 2 most important features get orthogonal dimensions, the rest are dropped. \
             Medium sparsity: 4 features as 2 antipodal pairs. High sparsity: all 5 as a pentagon.",
     config,
+    after: None,
     figures: standard_figures,
     verdict,
 };
 
-fn config(options: &ExperimentOptions) -> TrainConfig {
+fn config(_profile: Profile) -> TrainConfig {
     TrainConfig {
         name: "intro".into(),
         model: ModelConfig {
@@ -40,13 +41,11 @@ fn config(options: &ExperimentOptions) -> TrainConfig {
             features: 5,
             hidden: 2,
         },
-        train: TrainSettings {
-            seed: options.seed.unwrap_or(0),
-            ..TrainSettings::default()
-        },
+        train: TrainSettings::default(),
         data: DataConfig {
             feature_probability: PerFeature::All(1.0),
             importance: ImportanceSpec::Decay { decay: 0.9 },
+            ..DataConfig::default()
         },
         sweep: Some(SweepConfig {
             feature_probability: Some(Axis::LogRange {
@@ -54,7 +53,6 @@ fn config(options: &ExperimentOptions) -> TrainConfig {
                 to: 0.05,
                 count: 10,
             }),
-            restarts: options.restarts.unwrap_or(1),
             ..SweepConfig::default()
         }),
         instances: Vec::new(),
@@ -157,7 +155,7 @@ mod tests {
         let mut sparse = at(sparse_angles);
         sparse.resize(10, 0.0);
         w.extend(sparse);
-        let mut cfg: TrainConfig = config(&ExperimentOptions::default());
+        let mut cfg: TrainConfig = config(Profile::Quick);
         cfg.sweep.as_mut().unwrap().feature_probability = Some(Axis::Values(vec![1.0, 0.2, 0.05]));
         let specs = cfg.resolve().unwrap();
         let weights = Weights {
@@ -180,6 +178,8 @@ mod tests {
             records,
             verdict: None,
             figures: vec![],
+            paper: None,
+            stages: vec![],
         };
         verdict(&run)
     }

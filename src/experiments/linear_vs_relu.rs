@@ -8,7 +8,7 @@
 //! model does the same when dense, and represents more and more features in superposition,
 //! the least important first, as sparsity grows.
 
-use super::{Experiment, ExperimentOptions};
+use super::{Experiment, Profile};
 use crate::analysis::metrics::gram;
 use crate::analysis::verdict::{fmt_list, Check, Verdict};
 use crate::analysis::REPRESENTED_NORM;
@@ -31,6 +31,7 @@ pub const EXPERIMENT: Experiment = Experiment {
             ReLU model matches it when dense; as sparsity grows it represents more features, in \
             superposition, starting with the least important.",
     config,
+    after: None,
     figures,
     verdict,
 };
@@ -40,7 +41,7 @@ pub const DENSITIES: [f64; 7] = [1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001];
 
 const HIDDEN: usize = 5;
 
-fn config(options: &ExperimentOptions) -> TrainConfig {
+fn config(_profile: Profile) -> TrainConfig {
     TrainConfig {
         name: "linear-vs-relu".into(),
         model: ModelConfig {
@@ -48,18 +49,15 @@ fn config(options: &ExperimentOptions) -> TrainConfig {
             features: 20,
             hidden: HIDDEN,
         },
-        train: TrainSettings {
-            seed: options.seed.unwrap_or(0),
-            ..TrainSettings::default()
-        },
+        train: TrainSettings::default(),
         data: DataConfig {
             feature_probability: PerFeature::All(1.0),
             importance: ImportanceSpec::Decay { decay: 0.7 },
+            ..DataConfig::default()
         },
         sweep: Some(SweepConfig {
             kind: Some(vec![ModelKind::Linear, ModelKind::ReluOutput]),
             feature_probability: Some(Axis::Values(DENSITIES.to_vec())),
-            restarts: options.restarts.unwrap_or(1),
             ..SweepConfig::default()
         }),
         instances: Vec::new(),

@@ -10,9 +10,12 @@ pub mod phase;
 pub mod sweep_100;
 pub mod uniform;
 
+use std::sync::atomic::AtomicBool;
+
 use crate::analysis::Verdict;
-use crate::config::TrainConfig;
+use crate::config::{SweepConfig, TrainConfig};
 use crate::output::plots::Figure;
+use crate::output::records::PaperClaim;
 use crate::pipeline::{train_run, RunResult};
 use crate::train::{Progress, TrainControl, TrainState};
 
@@ -27,16 +30,57 @@ pub enum Profile {
     Paper,
 }
 
-/// Options a user can set on any experiment.
+impl Profile {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Quick => "quick",
+            Profile::Paper => "paper",
+        }
+    }
+
+    /// The profile called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Profile::Quick, Profile::Paper]
+            .into_iter()
+            .find(|p| p.name() == name)
+    }
+}
+
+/// Options a user can set on any experiment: applied to every training stage by
+/// [`ExperimentOptions::apply`], the one place they are applied.
 #[derive(Clone, Debug, Default)]
 pub struct ExperimentOptions {
     /// Compute budget.
     pub profile: Profile,
-    /// Seed of every random stream (default 0).
+    /// Seed of every random stream (default: the experiment's, 0).
     pub seed: Option<u64>,
-    /// Restarts per sweep point; figures and verdicts use the lowest-loss one (default 1).
+    /// Restarts per sweep point; figures and verdicts use the lowest-loss one (default: the
+    /// experiment's).
     pub restarts: Option<usize>,
 }
+
+impl ExperimentOptions {
+    /// Set the seed, and the restarts of the config's sweep (a config without a sweep or
+    /// instance list gets a sweep of restarts; an `[[instance]]` list is left as it is).
+    pub fn apply(&self, config: &mut TrainConfig) {
+        if let Some(seed) = self.seed {
+            config.train.seed = seed;
+        }
+        if let Some(restarts) = self.restarts {
+            if config.instances.is_empty() {
+                config
+                    .sweep
+                    .get_or_insert_with(SweepConfig::default)
+                    .restarts = restarts;
+            }
+        }
+    }
+}
+
+/// Stages after an experiment's main training: post-processing that trains more configs
+/// (train, then attack; a toy model, then something on its activations).
+pub type AfterStage = fn(&mut Stages<'_>, &mut RunResult) -> anyhow::Result<()>;
 
 /// A paper experiment.
 pub struct Experiment {
@@ -48,8 +92,10 @@ pub struct Experiment {
     pub summary: &'static str,
     /// The paper's result, as the report states it.
     pub claim: &'static str,
-    /// The settings.
-    pub config: fn(&ExperimentOptions) -> TrainConfig,
+    /// The settings of the main training stage (seed and restarts are applied centrally).
+    pub config: fn(Profile) -> TrainConfig,
+    /// Stages after the main training, when the experiment has any.
+    pub after: Option<AfterStage>,
     /// Figures of a finished run.
     pub figures: fn(&RunResult) -> Vec<(String, Figure)>,
     /// The paper's result, checked.
@@ -84,23 +130,83 @@ pub fn names() -> String {
         .join(", ")
 }
 
+/// What later stages need from the run: how to train, and the options to apply.
+pub struct Stages<'a> {
+    options: ExperimentOptions,
+    threads: Option<usize>,
+    stop: Option<&'a AtomicBool>,
+    progress: &'a mut dyn Progress,
+}
+
+impl Stages<'_> {
+    /// Train `config` as a stage called `name` (the run's seed and restarts applied), analyse
+    /// it, and return it. Stages after the main one are not checkpointed: an interrupted run
+    /// resumes the main training and runs its later stages again.
+    pub fn train(&mut self, name: &str, mut config: TrainConfig) -> anyhow::Result<RunResult> {
+        self.options.apply(&mut config);
+        let control = TrainControl {
+            threads: self.threads,
+            stop: self.stop,
+            checkpoint: None,
+        };
+        train_run(name, &config, None, control, self.progress)
+    }
+
+    /// The options every stage gets.
+    pub fn options(&self) -> &ExperimentOptions {
+        &self.options
+    }
+}
+
 impl Experiment {
-    /// Train (or continue from `resume`), analyse, draw and judge, with `config` from
-    /// [`Experiment::config`] (possibly adjusted by the caller, e.g. an instance subset).
+    /// The main stage's config for these options.
+    pub fn configure(&self, options: &ExperimentOptions) -> TrainConfig {
+        let mut config = (self.config)(options.profile);
+        options.apply(&mut config);
+        config
+    }
+
+    /// Train the main stage `config` (from [`Experiment::configure`], possibly adjusted by the
+    /// caller, e.g. an instance subset; or continue it from `resume`), run the later stages,
+    /// then draw and judge. `options` are applied to the later stages.
     pub fn run(
         &self,
         config: &TrainConfig,
+        options: &ExperimentOptions,
         resume: Option<&TrainState>,
         control: TrainControl<'_>,
         progress: &mut dyn Progress,
     ) -> anyhow::Result<RunResult> {
+        let (threads, stop) = (control.threads, control.stop);
         let mut run = train_run(self.name, config, resume, control, progress)?;
+        if let Some(after) = self.after {
+            // Later stages use the main stage's seed, whether it came from the options, the
+            // experiment or a checkpoint, so a resumed run repeats them exactly.
+            let mut options = options.clone();
+            options.seed = Some(config.train.seed);
+            let mut stages = Stages {
+                options,
+                threads,
+                stop,
+                progress,
+            };
+            after(&mut stages, &mut run)?;
+        }
         self.judge(&mut run);
         Ok(run)
     }
 
-    /// Add this experiment's figures and verdict to a finished run.
+    /// Add this experiment's claim, figures and verdict to a finished run.
     pub fn judge(&self, run: &mut RunResult) {
+        run.paper = Some(PaperClaim {
+            section: self.section.to_string(),
+            summary: self.summary.to_string(),
+            claim: self.claim.to_string(),
+            order: registry()
+                .iter()
+                .position(|e| e.name == self.name)
+                .unwrap_or(usize::MAX),
+        });
         run.figures = (self.figures)(run);
         run.verdict = Some((self.verdict)(run));
     }

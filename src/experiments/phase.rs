@@ -13,7 +13,7 @@
 //! 20 × 20 (`paper`), 12 × 12 (`quick`); the paper's resolution is not stated. Steps: the
 //! notebook's 10,000 (the paper does not state them).
 
-use super::{Experiment, ExperimentOptions, Profile};
+use super::{Experiment, Profile};
 use crate::analysis::theory::{classify, phase_2_1, phase_3_2, Phase};
 use crate::analysis::verdict::{Check, Verdict};
 use crate::config::{
@@ -37,6 +37,7 @@ pub const PHASE_2_1: Experiment = Experiment {
             it antipodally; the empirical diagram matches the theoretical one (argmin of the \
             expected losses), boundaries included.",
     config: config_2_1,
+    after: None,
     figures: figures_2_1,
     verdict: verdict_2_1,
 };
@@ -50,6 +51,7 @@ pub const PHASE_3_2: Experiment = Experiment {
             dimension, or is superposed antipodally with another feature; the empirical diagram \
             matches the theory.",
     config: config_3_2,
+    after: None,
     figures: figures_3_2,
     verdict: verdict_3_2,
 };
@@ -93,8 +95,8 @@ fn default_restarts(profile: Profile) -> usize {
     }
 }
 
-fn config(setup: &Setup, options: &ExperimentOptions) -> TrainConfig {
-    let g = grid_size(options.profile);
+fn config(setup: &Setup, profile: Profile) -> TrainConfig {
+    let g = grid_size(profile);
     TrainConfig {
         name: setup.name.into(),
         model: ModelConfig {
@@ -103,13 +105,13 @@ fn config(setup: &Setup, options: &ExperimentOptions) -> TrainConfig {
             hidden: setup.hidden,
         },
         train: TrainSettings {
-            seed: options.seed.unwrap_or(0),
             log_points: 50,
             ..TrainSettings::default()
         },
         data: DataConfig {
             feature_probability: PerFeature::All(1.0),
             importance: ImportanceSpec::All(1.0),
+            ..DataConfig::default()
         },
         sweep: Some(SweepConfig {
             feature_importance: Some(FeatureImportanceAxis {
@@ -125,21 +127,19 @@ fn config(setup: &Setup, options: &ExperimentOptions) -> TrainConfig {
                 to: P_RANGE.1,
                 count: g,
             }),
-            restarts: options
-                .restarts
-                .unwrap_or_else(|| default_restarts(options.profile)),
+            restarts: default_restarts(profile),
             ..SweepConfig::default()
         }),
         instances: Vec::new(),
     }
 }
 
-fn config_2_1(o: &ExperimentOptions) -> TrainConfig {
-    config(&SETUP_2_1, o)
+fn config_2_1(profile: Profile) -> TrainConfig {
+    config(&SETUP_2_1, profile)
 }
 
-fn config_3_2(o: &ExperimentOptions) -> TrainConfig {
-    config(&SETUP_3_2, o)
+fn config_3_2(profile: Profile) -> TrainConfig {
+    config(&SETUP_3_2, profile)
 }
 
 /// The empirical and theoretical diagrams on the trained grid, and a fine theoretical one.

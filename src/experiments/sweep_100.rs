@@ -7,7 +7,7 @@
 //! features in superposition are the less important ones. `paper` profile: the notebook's
 //! 10,000 steps; `quick`: 5,000 (the trend is already there).
 
-use super::{Experiment, ExperimentOptions, Profile};
+use super::{Experiment, Profile};
 use crate::analysis::verdict::{fmt_list, Check, Verdict};
 use crate::analysis::REPRESENTED_NORM;
 use crate::config::{
@@ -27,14 +27,15 @@ pub const EXPERIMENT: Experiment = Experiment {
     claim: "The number of represented features grows with sparsity; the features in superposition \
             are the less important ones.",
     config,
+    after: None,
     figures,
     verdict,
 };
 
 const HIDDEN: usize = 20;
 
-fn config(options: &ExperimentOptions) -> TrainConfig {
-    let steps = match options.profile {
+fn config(profile: Profile) -> TrainConfig {
+    let steps = match profile {
         Profile::Quick => 5_000,
         Profile::Paper => 10_000,
     };
@@ -46,7 +47,6 @@ fn config(options: &ExperimentOptions) -> TrainConfig {
             hidden: HIDDEN,
         },
         train: TrainSettings {
-            seed: options.seed.unwrap_or(0),
             steps,
             ..TrainSettings::default()
         },
@@ -56,6 +56,7 @@ fn config(options: &ExperimentOptions) -> TrainConfig {
             importance: ImportanceSpec::Decay {
                 decay: 100f64.powf(-1.0 / 99.0),
             },
+            ..DataConfig::default()
         },
         sweep: Some(SweepConfig {
             feature_probability: Some(Axis::LogRange {
@@ -63,7 +64,6 @@ fn config(options: &ExperimentOptions) -> TrainConfig {
                 to: 0.05,
                 count: 20,
             }),
-            restarts: options.restarts.unwrap_or(1),
             ..SweepConfig::default()
         }),
         instances: Vec::new(),

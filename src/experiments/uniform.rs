@@ -16,7 +16,7 @@
 //! about 1/(1−S) = 2.5 to 4 (measured), and the range ends where D* is already near 0.2.
 //! Both experiments use the same config, so `reproduce all` trains it once and judges it twice.
 
-use super::{Experiment, ExperimentOptions, Profile};
+use super::{Experiment, Profile};
 use crate::analysis::verdict::{fmt_list, Check, Verdict};
 use crate::analysis::REPRESENTED_NORM;
 use crate::config::{
@@ -36,6 +36,7 @@ pub const UNIFORM: Experiment = Experiment {
     claim: "D* = m/‖W‖² is 1 for dense features and falls as 1/(1−S) grows, with plateaus \
             (\"sticky\" points), notably at 1/2 (antipodal pairs).",
     config,
+    after: None,
     figures: uniform_figures,
     verdict: uniform_verdict,
 };
@@ -49,6 +50,7 @@ pub const GEOMETRY: Experiment = Experiment {
             1/2 (digon), 2/3 (triangle), 3/4 (tetrahedron), 2/5 (pentagon), 3/8 (square \
             antiprism), and 0 for features not learned.",
     config,
+    after: None,
     figures: geometry_figures,
     verdict: geometry_verdict,
 };
@@ -73,8 +75,8 @@ const PLATEAU: f64 = 0.04;
 /// How close a D_i must be to a reference value to count as sitting on it.
 const ON_LINE: f64 = 0.02;
 
-fn config(options: &ExperimentOptions) -> TrainConfig {
-    let (steps, levels, sparsest) = match options.profile {
+fn config(profile: Profile) -> TrainConfig {
+    let (steps, levels, sparsest) = match profile {
         Profile::Quick => (4_000, 12, 0.1),
         Profile::Paper => (10_000, 40, 0.001),
     };
@@ -87,13 +89,13 @@ fn config(options: &ExperimentOptions) -> TrainConfig {
             hidden: HIDDEN,
         },
         train: TrainSettings {
-            seed: options.seed.unwrap_or(0),
             steps,
             ..TrainSettings::default()
         },
         data: DataConfig {
             feature_probability: PerFeature::All(1.0),
             importance: ImportanceSpec::All(1.0),
+            ..DataConfig::default()
         },
         sweep: Some(SweepConfig {
             feature_probability: Some(Axis::LogRange {
@@ -101,7 +103,6 @@ fn config(options: &ExperimentOptions) -> TrainConfig {
                 to: sparsest,
                 count: levels,
             }),
-            restarts: options.restarts.unwrap_or(1),
             ..SweepConfig::default()
         }),
         instances: Vec::new(),

@@ -5,7 +5,10 @@
 //!   checkpoint.safetensors   params, adam_m, adam_v f32 [instances, P]; rng u32 [instances, 32];
 //!                            steps_done, index u64 [instances]; log_steps u64 [points];
 //!                            log_loss f64 [points, instances];
-//!                            metadata: format, config (TOML), experiment, kind, done, steps, elapsed
+//!                            snapshot_steps u64 [S], snapshot_params f32 [S, instances, P]
+//!                            (only when snapshots were taken);
+//!                            metadata: format, config (TOML), experiment, kind, done, steps,
+//!                            elapsed, and the experiment's profile and restarts when set
 //!   config.toml              the run's config
 //!   status.json              {"status", "done", "steps", "resume"}
 //! ```
@@ -21,7 +24,7 @@ use std::time::Duration;
 use super::RunFolder;
 use crate::config::TrainConfig;
 use crate::data::LANES;
-use crate::train::{InstanceState, TrainState};
+use crate::train::{InstanceState, Snapshot, TrainState};
 
 /// File name of the state inside a checkpoint folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
@@ -46,6 +49,10 @@ pub struct Checkpoint {
     pub config: TrainConfig,
     /// The training state at a block boundary.
     pub state: TrainState,
+    /// The experiment's profile (`quick`, `paper`), for its later stages.
+    pub profile: Option<String>,
+    /// The restarts asked for on the command line, for an experiment's later stages.
+    pub restarts: Option<usize>,
 }
 
 fn bytes_of<T: Copy>(data: &[T]) -> &[u8] {
@@ -73,6 +80,12 @@ impl Checkpoint {
         let index: Vec<u64> = st.instances.iter().map(|i| i.index as u64).collect();
         let log_loss: Vec<f64> = st.log_loss.iter().flatten().copied().collect();
         let points = st.log_steps.len();
+        let snapshot_steps: Vec<u64> = st.snapshots.iter().map(|s| s.step).collect();
+        let snapshot_params: Vec<f32> = st
+            .snapshots
+            .iter()
+            .flat_map(|s| s.params.iter().flatten().copied())
+            .collect();
         fn view<'a>(
             dtype: Dtype,
             shape: Vec<usize>,
@@ -126,8 +139,36 @@ impl Checkpoint {
                 )?,
             ),
         ];
+        let mut tensors = tensors;
+        if !st.snapshots.is_empty() {
+            let s = st.snapshots.len();
+            tensors.push((
+                "snapshot_steps",
+                view(
+                    Dtype::U64,
+                    vec![s],
+                    "snapshot_steps",
+                    bytes_of(&snapshot_steps),
+                )?,
+            ));
+            tensors.push((
+                "snapshot_params",
+                view(
+                    Dtype::F32,
+                    vec![s, count, plen],
+                    "snapshot_params",
+                    bytes_of(&snapshot_params),
+                )?,
+            ));
+        }
         let mut meta = HashMap::new();
         meta.insert("format".to_string(), "tms-checkpoint/1".to_string());
+        if let Some(profile) = &self.profile {
+            meta.insert("profile".to_string(), profile.clone());
+        }
+        if let Some(restarts) = self.restarts {
+            meta.insert("restarts".to_string(), restarts.to_string());
+        }
         meta.insert("config".to_string(), self.config.to_toml());
         meta.insert("experiment".to_string(), self.experiment.clone());
         let kind = match self.kind {
@@ -238,10 +279,39 @@ impl Checkpoint {
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().expect("8")))
             .collect();
+        let snapshots = match st.tensor("snapshot_steps") {
+            Err(_) => Vec::new(),
+            Ok(_) => {
+                let (s, snapshot_steps) = tensor("snapshot_steps", Dtype::U64, 1)?;
+                let taken = s[0];
+                let (s, values) = tensor("snapshot_params", Dtype::F32, 3)?;
+                check("snapshot_params", &s, &[taken, count, plen])?;
+                let values = f32s(&values);
+                u64s(&snapshot_steps)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, step)| Snapshot {
+                        step,
+                        params: (0..count)
+                            .map(|k| {
+                                let at = (j * count + k) * plen;
+                                values[at..at + plen].to_vec()
+                            })
+                            .collect(),
+                    })
+                    .collect()
+            }
+        };
+        let restarts = match meta.get("restarts") {
+            Some(r) => Some(r.parse().context("checkpoint `restarts`")?),
+            None => None,
+        };
         Ok(Checkpoint {
             experiment: get("experiment")?,
             kind,
             config,
+            profile: meta.get("profile").cloned(),
+            restarts,
             state: TrainState {
                 done,
                 steps,
@@ -249,6 +319,7 @@ impl Checkpoint {
                 log_steps: u64s(&log_steps),
                 log_loss: log_loss.chunks(count.max(1)).map(<[f64]>::to_vec).collect(),
                 elapsed: Duration::from_secs_f64(elapsed.max(0.0)),
+                snapshots,
             },
         })
     }
@@ -330,6 +401,8 @@ mod tests {
             experiment: "t".into(),
             kind: RunKind::Train,
             config,
+            profile: Some("quick".into()),
+            restarts: Some(3),
             state: TrainState {
                 done: 50,
                 steps: 100,
@@ -337,12 +410,26 @@ mod tests {
                 log_steps: vec![25, 50],
                 log_loss: vec![vec![1.0, 2.0], vec![0.5, 0.25]],
                 elapsed: Duration::from_millis(1500),
+                snapshots: vec![
+                    Snapshot {
+                        step: 0,
+                        params: vec![vec![1.0; 4], vec![2.0; 4]],
+                    },
+                    Snapshot {
+                        step: 10,
+                        params: vec![vec![3.0; 4], vec![-4.0; 4]],
+                    },
+                ],
             },
         };
         let back = Checkpoint::from_bytes(&ck.to_bytes().unwrap()).unwrap();
         assert_eq!(back.state, ck.state);
         assert_eq!(back.config, ck.config);
         assert_eq!(back.kind, RunKind::Train);
+        assert_eq!(
+            (back.profile, back.restarts),
+            (Some("quick".into()), Some(3))
+        );
         assert!(Checkpoint::from_bytes(b"junk").is_err());
     }
 }

@@ -6,6 +6,9 @@
 //!   config.toml           the exact config that reproduces the run (`tms train RUN/config.toml`)
 //!   metrics.json          per-instance metrics and the verdict
 //!   loss.csv              training loss per instance, subsampled
+//!   snapshots.safetensors W and b at the `[train].snapshots` steps (when asked for)
+//!   snapshots.json        D_i, norms and D* at each snapshot
+//!   stages/NAME/          later stages of a multi-stage experiment, each a run folder
 //!   *.svg, *.png          figures
 //! ```
 //!
@@ -16,6 +19,7 @@ pub mod checkpoint;
 pub mod plots;
 pub mod records;
 pub mod report;
+pub mod snapshots;
 pub mod weights;
 
 use anyhow::{bail, Context};
@@ -134,6 +138,16 @@ impl RunFolder {
         std::fs::write(&path, bytes).with_context(|| {
             format!(
                 "cannot write {} (is the disk full or read-only?)",
+                self.final_path.join(name).display()
+            )
+        })
+    }
+
+    /// Create a sub-folder (e.g. `stages/attack`) for files written with [`RunFolder::write`].
+    pub fn create_dir(&self, name: &str) -> anyhow::Result<()> {
+        std::fs::create_dir_all(self.tmp.join(name)).with_context(|| {
+            format!(
+                "cannot create {} (is the disk full or read-only?)",
                 self.final_path.join(name).display()
             )
         })

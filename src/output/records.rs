@@ -25,6 +25,28 @@ pub struct MetricsFile {
     /// Figures of the run folder, by file stem (`NAME.svg` and `NAME.png`).
     #[serde(default)]
     pub figures: Vec<String>,
+    /// The paper's claim this run checks (experiments only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paper: Option<PaperClaim>,
+    /// Later stages of the run, each a run folder of its own under `stages/NAME/`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<String>,
+    /// Steps of the weights in `snapshots.safetensors` (empty when none were taken).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshot_steps: Vec<u64>,
+}
+
+/// Where an experiment is in the paper and what it claims, as the report shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PaperClaim {
+    /// Section of the paper.
+    pub section: String,
+    /// One line: what the experiment shows.
+    pub summary: String,
+    /// The paper's result.
+    pub claim: String,
+    /// Position in paper order (the report sorts by it).
+    pub order: usize,
 }
 
 /// Settings and speed of the training that produced the weights.
@@ -69,8 +91,12 @@ pub struct InstanceRecord {
     pub feature_probability: Option<Vec<f32>>,
     /// I_i, when known.
     pub importance: Option<Vec<f32>>,
-    /// Loss of the final weights on fresh evaluation batches, when known.
+    /// Loss of the final weights on fresh evaluation batches, when known (for a fixed
+    /// dataset: the test loss).
     pub final_loss: Option<f64>,
+    /// Loss of the final weights on the fixed training dataset, when the run used one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_set_loss: Option<f64>,
     /// ‖W_i‖.
     pub feature_norms: Vec<f64>,
     /// Σ_{j≠i} (Ŵ_i·W_j)².
@@ -86,6 +112,23 @@ pub struct InstanceRecord {
     /// Groups of represented features that interfere (|cos| > 0.1), as polytopes.
     #[serde(default)]
     pub structures: Vec<StructureRecord>,
+}
+
+impl InstanceRecord {
+    /// Mean feature probability p over features (1 when unknown).
+    pub fn density(&self) -> f64 {
+        match self.feature_probability.as_deref() {
+            Some(p) if !p.is_empty() => p.iter().map(|&v| v as f64).sum::<f64>() / p.len() as f64,
+            _ => 1.0,
+        }
+    }
+
+    /// The sparsity S = 1 - p when every feature shares one p.
+    pub fn common_sparsity(&self) -> Option<f64> {
+        let p = self.feature_probability.as_ref()?;
+        let first = *p.first()?;
+        p.iter().all(|&v| v == first).then_some(1.0 - first as f64)
+    }
 }
 
 /// One group of interfering features (a tegum factor), named as a polytope.

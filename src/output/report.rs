@@ -10,7 +10,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::records::MetricsFile;
-use crate::experiments;
 
 /// A run folder that made it into the report.
 pub struct Entry {
@@ -31,8 +30,8 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// Read every run folder directly under `dir` (and `dir` itself when it is one), in registry
-/// order, then by name.
+/// Read every run folder directly under `dir` (and `dir` itself when it is one), in paper order
+/// (from each `metrics.json`), then by name.
 pub fn collect(dir: &Path) -> anyhow::Result<(Vec<Entry>, Vec<Skipped>)> {
     let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the folder {}", dir.display()))?
@@ -46,18 +45,7 @@ pub fn collect(dir: &Path) -> anyhow::Result<(Vec<Entry>, Vec<Skipped>)> {
     if dir.join("metrics.json").exists() {
         folders.insert(0, dir.to_path_buf());
     }
-    let rank = |p: &PathBuf| {
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let pos = experiments::registry()
-            .iter()
-            .position(|e| name == e.name || name.starts_with(&format!("{}-", e.name)))
-            .unwrap_or(usize::MAX);
-        (pos, name)
-    };
-    folders.sort_by_key(rank);
+    folders.sort();
     let (mut entries, mut skipped) = (Vec::new(), Vec::new());
     for folder in folders {
         let name = folder
@@ -69,6 +57,10 @@ pub fn collect(dir: &Path) -> anyhow::Result<(Vec<Entry>, Vec<Skipped>)> {
             Err(reason) => skipped.push(Skipped { name, reason }),
         }
     }
+    entries.sort_by_key(|e| {
+        let order = e.metrics.paper.as_ref().map_or(usize::MAX, |p| p.order);
+        (order, e.name.clone())
+    });
     Ok((entries, skipped))
 }
 
@@ -148,7 +140,7 @@ beside what the paper leads us to expect. <span id="render-status"></span></p>
         n = total_figures
     );
     for e in entries {
-        let claim = experiments::find(&e.metrics.experiment).map_or("—", |x| x.claim);
+        let claim = e.metrics.paper.as_ref().map_or("—", |p| p.claim.as_str());
         let (measured, status) = match &e.metrics.verdict {
             Some(v) => (
                 v.checks
@@ -187,19 +179,19 @@ beside what the paper leads us to expect. <span id="render-status"></span></p>
     }
     for e in entries {
         let m = &e.metrics;
-        let exp = experiments::find(&m.experiment);
+        let paper = m.paper.as_ref();
         let _ = writeln!(
             h,
             "<section id=\"{id}\"><h2>{name}{section}</h2>",
             id = esc(&e.name),
             name = esc(&e.name),
-            section = exp.map_or(String::new(), |x| format!(
+            section = paper.map_or(String::new(), |p| format!(
                 " <small>({})</small>",
-                esc(x.section)
+                esc(&p.section)
             ))
         );
-        if let Some(x) = exp {
-            let _ = writeln!(h, "<p><b>Paper:</b> {}</p>", esc(x.claim));
+        if let Some(p) = paper {
+            let _ = writeln!(h, "<p><b>Paper:</b> {}</p>", esc(&p.claim));
         }
         let mut settings = format!(
             "{} model, n = {}, m = {}, {} instances",

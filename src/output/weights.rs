@@ -171,7 +171,7 @@ impl Weights {
                 w_view.shape()
             )));
         }
-        let w = to_f32(&w_view, "W")?;
+        let w = f32_values(&w_view, "W")?;
         let b = ["b", "b_final"]
             .iter()
             .find_map(|name| st.tensor(name).ok().map(|t| (*name, t)))
@@ -185,7 +185,7 @@ impl Weights {
                         t.shape()
                     )));
                 }
-                to_f32(&t, name)
+                f32_values(&t, name)
             })
             .transpose()?;
         let w_dec = st
@@ -199,7 +199,7 @@ impl Weights {
                         w_view.shape()
                     )));
                 }
-                to_f32(&t, "W_dec")
+                f32_values(&t, "W_dec")
             })
             .transpose()?;
         let parse_kind = |name: &str| {
@@ -308,7 +308,7 @@ fn bytemuck_f32(data: &[f32]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(data.as_ptr() as *const u8, std::mem::size_of_val(data)) }
 }
 
-fn to_f32(t: &TensorView<'_>, name: &str) -> Result<Vec<f32>, WeightsError> {
+pub(crate) fn f32_values(t: &TensorView<'_>, name: &str) -> Result<Vec<f32>, WeightsError> {
     let data = t.data();
     let values: Vec<f32> = match t.dtype() {
         Dtype::F32 => data
@@ -325,7 +325,7 @@ fn to_f32(t: &TensorView<'_>, name: &str) -> Result<Vec<f32>, WeightsError> {
             .collect(),
         Dtype::F16 => data
             .chunks_exact(2)
-            .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+            .map(|c| f16_f32_values(u16::from_le_bytes([c[0], c[1]])))
             .collect(),
         other => {
             return Err(WeightsError::Invalid(format!(
@@ -343,7 +343,7 @@ fn to_f32(t: &TensorView<'_>, name: &str) -> Result<Vec<f32>, WeightsError> {
 }
 
 /// IEEE half to single precision.
-fn f16_to_f32(h: u16) -> f32 {
+fn f16_f32_values(h: u16) -> f32 {
     let sign = ((h >> 15) as u32) << 31;
     let exp = ((h >> 10) & 0x1f) as u32;
     let frac = (h & 0x3ff) as u32;

@@ -1,0 +1,69 @@
+//! The terminal summary of a run: one line per instance, then the verdict.
+
+use super::RunResult;
+use crate::output::records::InstanceRecord;
+
+/// A plain-text table of the run, one line per instance, for the terminal.
+pub fn summary_table(run: &RunResult) -> String {
+    let n = run.weights.features;
+    let show_restarts = run.records.iter().any(|r| r.restart > 0);
+    let mut out = format!(
+        "{:>5}  {:>7}  {:>10}  {:>11}  {:>6}  {}\n",
+        "inst", "S", "loss", "represented", "D*", "geometry"
+    );
+    let rows: Vec<&InstanceRecord> = run.records.iter().collect();
+    let limit = 40;
+    for (k, r) in rows.iter().enumerate() {
+        if rows.len() > limit && k == limit / 2 {
+            out.push_str(&format!(
+                "  ... {} more instances (all in metrics.json)\n",
+                rows.len() - limit
+            ));
+        }
+        if rows.len() > limit && k >= limit / 2 && k < rows.len() - limit / 2 {
+            continue;
+        }
+        let s = r
+            .common_sparsity()
+            .map_or("mixed".into(), |s| format!("{s:.3}"));
+        let loss = r.final_loss.map_or("-".into(), |l| format!("{l:.3e}"));
+        let mark = if show_restarts && r.selected {
+            " *"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "{:>5}  {:>7}  {:>10}  {:>11}  {:>6.3}  {}{}\n",
+            r.index,
+            s,
+            loss,
+            format!("{}/{}", r.represented, n),
+            r.dimensions_per_feature,
+            r.geometry,
+            mark
+        ));
+    }
+    if show_restarts {
+        out.push_str(
+            "  * lowest-loss restart of its sweep point (used by figures and the verdict)\n",
+        );
+    }
+    if let Some(v) = &run.verdict {
+        out.push('\n');
+        for c in &v.checks {
+            out.push_str(&format!(
+                "  [{}] {}\n        measured: {}\n        expected: {}\n",
+                if c.passed { "pass" } else { "FAIL" },
+                c.name,
+                c.measured,
+                c.expected
+            ));
+        }
+        out.push_str(if v.reproduced {
+            "\nverdict: REPRODUCED\n"
+        } else {
+            "\nverdict: NOT REPRODUCED\n"
+        });
+    }
+    out
+}
