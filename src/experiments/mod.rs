@@ -9,6 +9,8 @@ pub mod linear_vs_relu;
 pub mod phase;
 pub mod sweep_100;
 pub mod uniform;
+#[cfg(test)]
+mod verdict_failures;
 
 use std::sync::atomic::AtomicBool;
 
