@@ -1410,6 +1410,93 @@ restarts = 3
         }
     }
 
+    const SETS: &str = r#"
+[model]
+kind = "relu-output"
+features = 7
+hidden = 2
+[data]
+feature_probability = 0.3
+[[data.sets]]
+kind = "correlated"
+features = [0, 1]
+[[data.sets]]
+kind = "anticorrelated"
+features = [2, 3, 4]
+[[data.sets]]
+kind = "anticorrelated"
+features = [5, 6]
+probability = "member"
+"#;
+
+    #[test]
+    fn sets_resolve_to_marginal_densities_and_set_probabilities() {
+        let (cfg, specs) = TrainConfig::from_toml_validated(SETS, "s.toml").unwrap();
+        let spec = &specs[0];
+        let p = |v: f64| v as f32;
+        assert_eq!(
+            spec.feature_probability,
+            vec![p(0.3), p(0.3), p(0.1), p(0.1), p(0.1), p(0.3), p(0.3)]
+        );
+        let sets = &spec.data.sets;
+        assert_eq!(sets.len(), 3);
+        assert_eq!(sets[1].probability, p(0.3));
+        assert_eq!(sets[2].probability, p(0.6));
+        assert_eq!(spec.data.values, ValueRange::Unit);
+        // Round trip, and configs without the new fields print none of them.
+        let again = TrainConfig::from_toml(&cfg.to_toml(), "again").unwrap();
+        assert_eq!(again, cfg);
+        let plain = TrainConfig::from_toml(INTRO_LIKE, "t").unwrap().to_toml();
+        for key in ["values", "sets", "dataset", "snapshots"] {
+            assert!(!plain.contains(key), "{plain}");
+        }
+    }
+
+    #[test]
+    fn bad_sets_name_the_field() {
+        let e = err(&SETS.replace("features = [0, 1]", "features = [0, 9]"));
+        assert!(
+            e.contains("data.sets[0].features[1]") && e.contains("0 to 6"),
+            "{e}"
+        );
+        let e = err(&SETS.replace("features = [0, 1]", "features = [0, 2]"));
+        assert!(
+            e.contains("data.sets[1].features[0]") && e.contains("already in data.sets[0]"),
+            "{e}"
+        );
+        let e = err(&SETS.replace("features = [0, 1]", "features = [0]"));
+        assert!(e.contains("at least two"), "{e}");
+        let e = err(&SETS.replace("feature_probability = 0.3", "feature_probability = 0.7"));
+        assert!(
+            e.contains("data.sets[2].probability") && e.contains("> 1"),
+            "{e}"
+        );
+        let e = err(&SETS.replace(
+            "feature_probability = 0.3",
+            "feature_probability = [0.3, 0.2, 0.3, 0.3, 0.3, 0.3, 0.3]",
+        ));
+        assert!(
+            e.contains("data.sets[0].features") && e.contains("share one"),
+            "{e}"
+        );
+        let e = err(&SETS.replace("kind = \"correlated\"", "kind = \"corelated\""));
+        assert!(e.contains("did you mean `correlated`?"), "{e}");
+        let e = err(&format!("{SETS}[data.dataset]\nrows = 0\n"));
+        assert!(e.contains("data.dataset.rows"), "{e}");
+        let e = err(&format!("{SETS}[train]\nsteps = 10\nsnapshots = [0, 11]\n"));
+        assert!(e.contains("train.snapshots[1]"), "{e}");
+    }
+
+    #[test]
+    fn values_default_to_the_model_kind_and_can_be_chosen() {
+        let abs = "[model]\nkind = \"abs\"\nfeatures = 3\nhidden = 2\n";
+        let (_, specs) = TrainConfig::from_toml_validated(abs, "a").unwrap();
+        assert_eq!(specs[0].data.values, ValueRange::Symmetric);
+        let unit = format!("{abs}[data]\nvalues = \"unit\"\n");
+        let (_, specs) = TrainConfig::from_toml_validated(&unit, "a").unwrap();
+        assert_eq!(specs[0].data.values, ValueRange::Unit);
+    }
+
     #[test]
     fn schedules_follow_the_notebook() {
         assert_eq!(Schedule::Constant.factor(5, 10), 1.0);

@@ -876,6 +876,87 @@ mod tests {
         assert_eq!(alone.params[0], one.params[1]);
     }
 
+    /// Snapshots hold the parameters at exactly the asked steps (0: the initialisation, the
+    /// last: the final weights), and taking them changes nothing else.
+    #[test]
+    fn snapshots_are_taken_at_their_steps_without_changing_training() {
+        let mut cfg = tiny_config(ModelKind::ReluHidden);
+        cfg.train.steps = 120;
+        cfg.train.log_points = 12;
+        let specs = cfg.resolve().unwrap();
+        let plain = train(&cfg, &specs, 1, None, one_thread(), &mut NoProgress).unwrap();
+        assert!(plain.snapshots.is_empty());
+        cfg.train.snapshots = Some(crate::config::Snapshots::Steps(vec![0, 7, 10, 55, 120]));
+        let with = train(&cfg, &specs, 1, None, one_thread(), &mut NoProgress).unwrap();
+        assert_eq!(with.params, plain.params);
+        assert_eq!(with.log_loss, plain.log_loss);
+        let steps: Vec<u64> = with.snapshots.iter().map(|s| s.step).collect();
+        assert_eq!(steps, [0, 7, 10, 55, 120]);
+        assert_eq!(with.snapshots[4].params, with.params);
+        let init = init_params(
+            &cfg.shape(),
+            cfg.train.init,
+            1,
+            stream_key(0, 0, StreamKind::Init),
+        );
+        assert_eq!(with.snapshots[0].params[0], init);
+        // A run stopped at step 7 holds the snapshot of step 7 as it would be uninterrupted.
+        let mut short = cfg.clone();
+        short.train.steps = 7;
+        short.train.snapshots = None;
+        let mut c2 = short.clone();
+        c2.train.log_points = 7;
+        let t7 = train(&c2, &specs, 1, None, one_thread(), &mut NoProgress).unwrap();
+        assert_eq!(with.snapshots[1].params, t7.params);
+    }
+
+    #[test]
+    fn spaced_snapshots_start_at_zero_and_end_at_the_last_step() {
+        use crate::config::{Snapshots, Spacing};
+        let log = Snapshots::Spaced {
+            count: 5,
+            spacing: Spacing::Log,
+        };
+        assert_eq!(log.steps(10_000), [0, 1, 22, 464, 10_000]);
+        let lin = Snapshots::Spaced {
+            count: 3,
+            spacing: Spacing::Linear,
+        };
+        assert_eq!(lin.steps(101), [0, 1, 101]);
+        // Short runs get fewer distinct steps.
+        assert_eq!(log.steps(3), [0, 1, 2, 3]);
+    }
+
+    /// On a fixed dataset the model fits its training rows better than fresh test rows, the
+    /// minibatch path visits every row, and training is deterministic.
+    #[test]
+    fn a_fixed_dataset_is_memorised_and_reported_beside_the_test_loss() {
+        let mut cfg = tiny_config(ModelKind::ReluOutput);
+        cfg.model.features = 20;
+        cfg.model.hidden = 5;
+        cfg.data.feature_probability = crate::config::PerFeature::All(0.1);
+        cfg.data.dataset = Some(crate::config::DatasetConfig {
+            rows: 30,
+            normalize: true,
+        });
+        cfg.train.steps = 3000;
+        cfg.train.lr = 1e-2;
+        cfg.train.weight_decay = 0.0;
+        let specs = cfg.resolve().unwrap();
+        for batch in [1024, 8] {
+            cfg.train.batch_size = batch;
+            let t = train(&cfg, &specs, 1, None, one_thread(), &mut NoProgress).unwrap();
+            let train_loss = t.train_set_loss.as_ref().unwrap()[0];
+            assert!(
+                train_loss < 0.5 * t.final_loss[0],
+                "batch {batch}: train {train_loss} vs test {}",
+                t.final_loss[0]
+            );
+            let again = train(&cfg, &specs, 1, None, one_thread(), &mut NoProgress).unwrap();
+            assert_eq!(again.params, t.params);
+        }
+    }
+
     #[test]
     fn divergence_is_reported_with_instance_and_step() {
         let mut cfg = tiny_config(ModelKind::Linear);

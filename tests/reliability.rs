@@ -55,13 +55,80 @@ log_points = 300
 sparsity = [0.0, 0.95]
 "#;
 
+/// The same length, with two correlated pairs and an anticorrelated pair among independent
+/// features, and snapshots of the weights during training.
+const SETS: &str = r#"
+name = "sets"
+[model]
+kind = "relu-output"
+features = 100
+hidden = 20
+[train]
+steps = 1500
+log_points = 300
+snapshots = { count = 30 }
+[data]
+[[data.sets]]
+kind = "correlated"
+features = [0, 1]
+[[data.sets]]
+kind = "correlated"
+features = [2, 3]
+[[data.sets]]
+kind = "anticorrelated"
+features = [4, 5]
+[sweep]
+sparsity = [0.0, 0.95]
+"#;
+
+/// A fixed dataset of 3000 rows, visited in shuffled minibatches of 1024 (the last of each
+/// epoch shorter).
+const DATASET: &str = r#"
+name = "dataset"
+[model]
+kind = "relu-output"
+features = 100
+hidden = 20
+[train]
+steps = 1500
+log_points = 300
+[data]
+dataset = { rows = 3000, normalize = true }
+[sweep]
+sparsity = [0.0, 0.95]
+"#;
+
 #[test]
 fn interrupted_runs_resume_bit_identically() {
+    interrupt_and_resume(LONG);
+}
+
+#[test]
+fn runs_with_feature_sets_and_snapshots_resume_bit_identically() {
+    let d = interrupt_and_resume(SETS);
+    assert_eq!(
+        std::fs::read(d.path().join("full/snapshots.safetensors")).unwrap(),
+        std::fs::read(d.path().join("part/snapshots.safetensors")).unwrap()
+    );
+}
+
+#[test]
+fn runs_on_a_fixed_dataset_resume_bit_identically() {
+    let d = interrupt_and_resume(DATASET);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("part/metrics.json")).unwrap())
+            .unwrap();
+    assert!(m["instances"][1]["train_set_loss"].as_f64().is_some());
+}
+
+/// Train `config` once straight through (`full`) and once with a Ctrl-C, a resume, a SIGTERM
+/// and a resume (`part`); the weights and loss curves must be equal.
+fn interrupt_and_resume(config: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("c.toml"), LONG).unwrap();
+    std::fs::write(d.join("c.toml"), config).unwrap();
     let o = tms(&["train", "c.toml", "--out", "full", "-q"], d);
-    assert!(o.status.success());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     // Ctrl-C once a checkpoint shows the run is under way: a resumable checkpoint, exit 130.
     let child = spawn(
@@ -107,6 +174,7 @@ fn interrupted_runs_resume_bit_identically() {
         std::fs::read(d.join("part/loss.csv")).unwrap()
     );
     assert!(!d.join("part/checkpoint.safetensors").exists());
+    dir
 }
 
 #[test]
