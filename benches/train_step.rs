@@ -44,6 +44,7 @@ fn bench_steps(c: &mut Criterion) {
             restart: 0,
             feature_probability: vec![p; n],
             importance: vec![1.0; n],
+            data: Default::default(),
         };
         group.throughput(Throughput::Elements((batch * n) as u64));
         for &variant in &variants {

@@ -462,14 +462,13 @@ pub fn evaluate(
     let weight = loss_weights(&spec.importance, rows);
     let mut scratch = LossScratch::new(&shape);
     let mut x = vec![0.0f32; n * ROW_CHUNK];
-    let variant = KernelVariant::detect();
     let mut total = 0.0;
     for _ in 0..batches {
         let mut start = 0;
         while start < rows {
             let c = ROW_CHUNK.min(rows - start);
             sampler.fill(&mut x[..n * c], c);
-            total += scratch.chunk_loss(variant, &shape, params, &x[..n * c], &weight, c, c);
+            total += scratch.chunk_loss(&shape, params, &x[..n * c], &weight, c, c);
             start += c;
         }
     }

@@ -213,3 +213,121 @@ impl Experiment {
         run.verdict = Some((self.verdict)(run));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::Check;
+    use crate::pipeline::write_run;
+    use crate::train::NoProgress;
+
+    fn tiny(_profile: Profile) -> TrainConfig {
+        let mut config = intro::EXPERIMENT.configure(&ExperimentOptions::default());
+        config.name = "two-stages".into();
+        config.train.steps = 40;
+        config.train.batch_size = 64;
+        config.sweep.as_mut().unwrap().feature_probability =
+            Some(crate::config::Axis::Values(vec![1.0, 0.1]));
+        config
+    }
+
+    /// A second stage: the same data in three hidden dimensions.
+    fn wider(stages: &mut Stages<'_>, run: &mut RunResult) -> anyhow::Result<()> {
+        let mut config = run.config.clone().expect("trained");
+        config.name = "wider".into();
+        config.model.hidden = 3;
+        config.train.seed = 99; // replaced by the run's seed
+        let stage = stages.train("wider", config)?;
+        run.stages.push(stage);
+        Ok(())
+    }
+
+    fn no_figures(_: &RunResult) -> Vec<(String, Figure)> {
+        Vec::new()
+    }
+
+    fn stage_ran(run: &RunResult) -> Verdict {
+        Verdict::from_checks(vec![Check {
+            name: "the later stage ran".into(),
+            passed: run.stages.len() == 1,
+            measured: format!("{} stage(s)", run.stages.len()),
+            expected: "1".into(),
+        }])
+    }
+
+    const TWO_STAGES: Experiment = Experiment {
+        name: "two-stages",
+        section: "test",
+        summary: "a main stage and a later one",
+        claim: "both run",
+        config: tiny,
+        after: Some(wider),
+        figures: no_figures,
+        verdict: stage_ran,
+    };
+
+    /// Seed and restarts reach every stage from one place; later stages become run folders
+    /// of their own, and the claim travels in `metrics.json`.
+    #[test]
+    fn later_stages_get_the_runs_seed_and_restarts_and_are_written_as_run_folders() {
+        let options = ExperimentOptions {
+            profile: Profile::Quick,
+            seed: Some(5),
+            restarts: Some(2),
+        };
+        let config = TWO_STAGES.configure(&options);
+        assert_eq!(config.train.seed, 5);
+        assert_eq!(config.sweep.as_ref().unwrap().restarts, 2);
+        let control = TrainControl {
+            threads: Some(1),
+            ..Default::default()
+        };
+        let run = TWO_STAGES
+            .run(&config, &options, None, control, &mut NoProgress)
+            .unwrap();
+        assert!(run.verdict.as_ref().unwrap().reproduced);
+        let stage = &run.stages[0];
+        let stage_config = stage.config.as_ref().unwrap();
+        assert_eq!(stage_config.train.seed, 5);
+        assert_eq!(stage_config.sweep.as_ref().unwrap().restarts, 2);
+        assert_eq!(stage.weights.hidden, 3);
+        assert_eq!(stage.records.len(), 4);
+
+        let dir = tempfile::tempdir().unwrap();
+        let out = write_run(&run, &dir.path().join("run"), false).unwrap();
+        let metrics: crate::output::records::MetricsFile =
+            serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+        assert_eq!(metrics.stages, ["wider"]);
+        assert_eq!(metrics.paper.unwrap().claim, "both run");
+        let inner = out.join("stages/wider");
+        for file in [
+            "weights.safetensors",
+            "metrics.json",
+            "config.toml",
+            "loss.csv",
+        ] {
+            assert!(inner.join(file).exists(), "{file}");
+        }
+    }
+
+    /// `--seed` changes the weights; no seed keeps the experiment's (0).
+    #[test]
+    fn options_apply_to_any_config() {
+        let mut config = intro::EXPERIMENT.configure(&ExperimentOptions::default());
+        assert_eq!(config.train.seed, 0);
+        assert_eq!(config.sweep.as_ref().unwrap().restarts, 1);
+        config.sweep = None;
+        let options = ExperimentOptions {
+            restarts: Some(3),
+            ..Default::default()
+        };
+        options.apply(&mut config);
+        assert_eq!(config.resolve().unwrap().len(), 3);
+        let phase = phase::PHASE_2_1.configure(&ExperimentOptions::default());
+        assert_eq!(
+            phase.sweep.unwrap().restarts,
+            5,
+            "the experiment's own default"
+        );
+    }
+}

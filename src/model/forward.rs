@@ -75,7 +75,6 @@ pub fn loss(shape: &Shape, params: &[f32], x: &[f32], rows: usize, importance: &
     check_lengths(shape, params, x, rows, importance);
     let mut scratch = LossScratch::new(shape);
     let weight = loss_weights(importance, rows);
-    let variant = KernelVariant::detect();
     let mut total = 0.0;
     let mut start = 0;
     while start < rows {
@@ -85,25 +84,34 @@ pub fn loss(shape: &Shape, params: &[f32], x: &[f32], rows: usize, importance: &
             start,
             len: c,
         };
-        total += scratch.columns_loss(variant, shape, params, x, &weight, cols);
+        total += scratch.columns_loss(shape, params, x, &weight, cols);
         start += c;
     }
     total
 }
 
-/// Scratch for [`LossScratch::chunk_loss`]: hidden activations and one output row of a chunk.
+/// Scratch for [`LossScratch::chunk_loss`]: hidden activations and one output row of a chunk,
+/// and the kernel variant to run.
 #[derive(Clone, Debug)]
 pub struct LossScratch {
     hidden: Vec<f32>,
     row: Vec<f32>,
+    variant: KernelVariant,
 }
 
 impl LossScratch {
-    /// Buffers for chunks of up to [`ROW_CHUNK`] rows.
+    /// Buffers for chunks of up to [`ROW_CHUNK`] rows, running the best kernel for this CPU.
     pub fn new(shape: &Shape) -> Self {
+        Self::with_variant(shape, KernelVariant::detect())
+    }
+
+    /// [`LossScratch::new`] with a chosen kernel variant (falls back to the portable one where
+    /// the CPU lacks it).
+    pub fn with_variant(shape: &Shape, variant: KernelVariant) -> Self {
         LossScratch {
             hidden: vec![0.0; shape.hidden * ROW_CHUNK],
             row: vec![0.0; ROW_CHUNK],
+            variant: variant.checked(),
         }
     }
 
@@ -114,7 +122,6 @@ impl LossScratch {
     /// If `c` exceeds [`ROW_CHUNK`] or `stride`, or a buffer is too short.
     pub fn chunk_loss(
         &mut self,
-        variant: KernelVariant,
         shape: &Shape,
         params: &[f32],
         x: &[f32],
@@ -129,12 +136,11 @@ impl LossScratch {
             start: 0,
             len: c,
         };
-        self.columns_loss(variant, shape, params, x, weight, cols)
+        self.columns_loss(shape, params, x, weight, cols)
     }
 
     fn columns_loss(
         &mut self,
-        variant: KernelVariant,
         shape: &Shape,
         params: &[f32],
         x: &[f32],
@@ -145,7 +151,7 @@ impl LossScratch {
         let (m, c) = (shape.hidden, cols.len);
         let hidden = &mut self.hidden[..m * ROW_CHUNK];
         forward_columns(
-            variant,
+            self.variant,
             shape,
             params,
             x,
@@ -426,26 +432,10 @@ mod tests {
         sampler.fill(&mut x, rows);
         let params = random_params(&shape, 8);
         let weight = loss_weights(&[1.0; 13], rows);
-        let mut a = LossScratch::new(&shape);
-        let mut b = LossScratch::new(&shape);
-        let pa = a.chunk_loss(
-            KernelVariant::Portable,
-            &shape,
-            &params,
-            &x,
-            &weight,
-            rows,
-            rows,
-        );
-        let pb = b.chunk_loss(
-            KernelVariant::Avx2,
-            &shape,
-            &params,
-            &x,
-            &weight,
-            rows,
-            rows,
-        );
+        let mut a = LossScratch::with_variant(&shape, KernelVariant::Portable);
+        let mut b = LossScratch::with_variant(&shape, KernelVariant::Avx2);
+        let pa = a.chunk_loss(&shape, &params, &x, &weight, rows, rows);
+        let pb = b.chunk_loss(&shape, &params, &x, &weight, rows, rows);
         assert_eq!(pa.to_bits(), pb.to_bits());
     }
 
