@@ -113,7 +113,7 @@ fn verdict(run: &RunResult) -> Verdict {
     let linear_ok: Vec<String> = linear
         .iter()
         .filter(|r| !top_k_only(r, HIDDEN))
-        .map(|r| format!("{}", r.density()))
+        .map(|r| format!("{:.3}", r.density()))
         .collect();
     checks.push(Check {
         name: "linear model: exactly the top 5 features are represented at every density".into(),

@@ -241,6 +241,19 @@ fn uniform_verdict(run: &RunResult) -> Verdict {
         .filter(|p| (p.1 - 0.5).abs() < PLATEAU)
         .map(|p| format!("{:.2}", p.0))
         .collect();
+    // D* = m / ‖W‖² sees only the total norm: where it has fallen to the plateau or below,
+    // the norm must sit in whole features (‖W_i‖ ≈ 1, or dropped), so that ‖W‖² counts the
+    // represented features; growing norms without superposition would mimic any D* curve.
+    let m = run.weights.hidden as f64;
+    let sparse: Vec<(usize, f64)> = by_sparsity(run)
+        .iter()
+        .filter(|(_, r)| r.dimensions_per_feature <= 0.55)
+        .map(|(_, r)| (r.represented, m / r.dimensions_per_feature))
+        .collect();
+    let worst = sparse
+        .iter()
+        .map(|&(count, fro)| (count as f64 - fro).abs() / fro)
+        .fold(0.0, f64::max);
     let checks = vec![
         Check {
             name: "dense features: one dimension each".into(),
@@ -270,6 +283,15 @@ fn uniform_verdict(run: &RunResult) -> Verdict {
                 }
             ),
             expected: "at least 2 consecutive sweep levels on the 1/2 plateau".into(),
+        },
+        Check {
+            name: "superposition in whole features: represented count ≈ ‖W‖²".into(),
+            passed: !sparse.is_empty() && worst < 0.15,
+            measured: format!(
+                "largest |represented − m/D*| / (m/D*) = {worst:.3} over the {} instances with D* ≤ 0.55",
+                sparse.len()
+            ),
+            expected: "below 0.15: features at norm ≈ 1 or dropped, not shrunk".into(),
         },
     ];
     Verdict::from_checks(checks)

@@ -640,7 +640,14 @@ mod uniform {
     #[test]
     fn uniform_without_superposition_fails() {
         let run = judge("uniform", |_| mix(M, 0));
-        expect_failures(&run, &["D* falls", "sticky at 1/2"]);
+        expect_failures(
+            &run,
+            &[
+                "D* falls",
+                "sticky at 1/2",
+                "superposition in whole features",
+            ],
+        );
     }
 
     /// D* falls straight past 1/2 (0.58 → 0.45): no level on the plateau.
@@ -681,19 +688,17 @@ mod uniform {
         expect_failures(&run, &["D* falls"]);
     }
 
-    /// WEAKNESS: D* = m/‖W‖²_F sees only the Frobenius norm, and the uniform verdict checks
-    /// nothing else. Thirty orthogonal features (no superposition at all) whose norms grow as
-    /// 1/√D* reproduce the paper-like D* curve exactly and pass every check. A check on the
-    /// features (e.g. represented count ≈ m / D*, or feature norms near 1) would catch it.
+    /// D* = m/‖W‖²_F sees only the Frobenius norm: thirty orthogonal features (no superposition
+    /// at all) whose norms grow as 1/√D* reproduce the paper-like D* curve exactly. The check
+    /// that the represented count matches ‖W‖² catches it.
     #[test]
-    #[ignore = "verdict weakness: growing norms without superposition mimic any D* curve"]
-    fn uniform_orthogonal_features_with_growing_norms_should_fail() {
+    fn uniform_orthogonal_features_with_growing_norms_fail() {
         let run = judge("uniform", |level| {
             let (c, b) = PAPER_LIKE[level];
             let d_star = M as f32 / (60 - c + b) as f32;
             Tegum::new(N, M).dedicated(M, 1.0 / d_star.sqrt()).done()
         });
-        assert!(!verdict_of(&run).reproduced, "{:#?}", verdict_of(&run));
+        expect_failures(&run, &["superposition in whole features"]);
     }
 
     /// WEAKNESS: "sticky at 1/2" needs two consecutive levels within 0.04 of 1/2. The quick

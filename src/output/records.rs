@@ -109,7 +109,8 @@ pub struct InstanceRecord {
     pub represented: usize,
     /// Short description of the arrangement.
     pub geometry: String,
-    /// Groups of represented features that interfere (|cos| > 0.1), as polytopes.
+    /// Groups of represented features that interfere (|cos| > 0.3, the analysis's
+    /// `INTERFERENCE_COS`), as polytopes.
     #[serde(default)]
     pub structures: Vec<StructureRecord>,
 }
