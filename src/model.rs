@@ -434,7 +434,7 @@ struct Dims {
     stride: usize,
 }
 
-/// h[k0..k0+K] = sum_i W[i][k] x[i] for one tile of `K` hidden dimensions, `ROW_TILE` rows at
+/// `h[k0..k0+K] = sum_i W[i][k] x[i]` for one tile of `K` hidden dimensions, `ROW_TILE` rows at
 /// a time with the accumulators in registers. Features are added in order, as a plain loop would.
 #[inline(always)]
 fn encode_tile<V: Lanes16, const K: usize, const RELU: bool>(
@@ -553,7 +553,7 @@ impl DecoderTile<'_> {
     }
 }
 
-/// dW[i][k] += dh[k] . x[i] for a tile of `I` features × `K` hidden dimensions.
+/// `dW[i][k] += dh[k] . x[i]` for a tile of `I` features × `K` hidden dimensions.
 #[allow(clippy::needless_range_loop)] // as in `DecoderTile`
 #[inline(always)]
 fn encoder_grad_tile<V: Lanes16, const I: usize, const K: usize>(
