@@ -16,11 +16,13 @@
 //! instructions, so calling them on a CPU without AVX is undefined behaviour. Code outside the
 //! crate cannot reach them; code inside it keeps the invariant documented on [`Avx16`].
 
+use crate::model::Tile;
+
 /// Sixteen f32 lanes in registers.
 pub(crate) trait Lanes16: Copy {
     /// How many 16-row accumulators a register tile should hold: the kernel keeps this many
     /// hidden dimensions (or output features) in registers at once.
-    const TILE: usize;
+    const TILE: Tile;
     /// All lanes zero.
     fn zero() -> Self;
     /// All lanes `x`.
@@ -60,7 +62,7 @@ pub(crate) fn mul_add<V: Lanes16>(acc: V, a: V, b: V) -> V {
 pub(crate) struct Scalar16([f32; 16]);
 
 impl Lanes16 for Scalar16 {
-    const TILE: usize = 2;
+    const TILE: Tile = Tile::Two;
     #[inline(always)]
     fn zero() -> Self {
         Scalar16([0.0; 16])
@@ -125,6 +127,7 @@ pub(crate) use x86::{Avx16, Sse16};
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::Lanes16;
+    use crate::model::Tile;
     use std::arch::x86_64::*;
 
     /// Lane indices 0..16, for [`Lanes16::keep_first`].
@@ -140,7 +143,7 @@ mod x86 {
     // and stores go through `&[f32; 16]`, which holds 16 valid floats.
     impl Lanes16 for Sse16 {
         // 16 XMM registers: two tiles of four registers leave room for the operands.
-        const TILE: usize = 2;
+        const TILE: Tile = Tile::Two;
         #[inline(always)]
         fn zero() -> Self {
             unsafe { Sse16([_mm_setzero_ps(); 4]) }
@@ -285,7 +288,7 @@ mod x86 {
     // loads and stores go through `&[f32; 16]`, which holds 16 valid floats.
     impl Lanes16 for Avx16 {
         // 16 YMM registers: four tiles of two registers leave room for the operands.
-        const TILE: usize = 4;
+        const TILE: Tile = Tile::Four;
         #[inline(always)]
         fn zero() -> Self {
             unsafe { Avx16([_mm256_setzero_ps(); 2]) }
