@@ -11,7 +11,8 @@
 //!   model instance (sparsity and importance per feature, from a sweep or a list);
 //! * [`data`]: per-instance random streams and the sparse-feature batch sampler;
 //! * [`model`]: the four architectures, with a fused forward and hand-written backward pass,
-//!   written in register tiles of [`simd::Lanes16`];
+//!   written in register tiles of sixteen f32 lanes (SSE or AVX registers, a crate-private
+//!   abstraction);
 //! * [`train`]: the training step (sample → forward → backward → AdamW) and the loop that runs
 //!   all instances side by side in parallel;
 //! * [`analysis`]: feature norms, interference, dimensions per feature, fractional
@@ -30,5 +31,5 @@ pub mod experiments;
 pub mod model;
 pub mod output;
 pub mod pipeline;
-pub mod simd;
+pub(crate) mod simd;
 pub mod train;

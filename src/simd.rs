@@ -11,12 +11,18 @@
 //!
 //! We write the lanes out instead of trusting the auto-vectoriser: with the accumulators of a
 //! register tile in plain arrays, LLVM kept them in memory and ran scalar code (2-3x slower).
+//!
+//! The module is private to the crate, and must stay so: [`Avx16`]'s safe methods execute AVX
+//! instructions, so calling them on a CPU without AVX is undefined behaviour. Code outside the
+//! crate cannot reach them; code inside it keeps the invariant documented on [`Avx16`].
+
+use crate::model::Tile;
 
 /// Sixteen f32 lanes in registers.
-pub trait Lanes16: Copy {
+pub(crate) trait Lanes16: Copy {
     /// How many 16-row accumulators a register tile should hold: the kernel keeps this many
     /// hidden dimensions (or output features) in registers at once.
-    const TILE: usize;
+    const TILE: Tile;
     /// All lanes zero.
     fn zero() -> Self;
     /// All lanes `x`.
@@ -45,16 +51,18 @@ pub trait Lanes16: Copy {
 
 /// `self + a * b`, lane-wise, rounded twice (no FMA, so every build gives the same bits).
 #[inline(always)]
-pub fn mul_add<V: Lanes16>(acc: V, a: V, b: V) -> V {
+pub(crate) fn mul_add<V: Lanes16>(acc: V, a: V, b: V) -> V {
     acc.add(a.mul(b))
 }
 
 /// The portable fallback: a plain array (LLVM vectorises it where it can).
+// On x86-64 the portable kernel uses `Sse16`; there this type is only the tests' reference.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 #[derive(Clone, Copy, Debug)]
-pub struct Scalar16([f32; 16]);
+pub(crate) struct Scalar16([f32; 16]);
 
 impl Lanes16 for Scalar16 {
-    const TILE: usize = 2;
+    const TILE: Tile = Tile::Two;
     #[inline(always)]
     fn zero() -> Self {
         Scalar16([0.0; 16])
@@ -114,11 +122,12 @@ impl Lanes16 for Scalar16 {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub use x86::{Avx16, Sse16};
+pub(crate) use x86::{Avx16, Sse16};
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::Lanes16;
+    use crate::model::Tile;
     use std::arch::x86_64::*;
 
     /// Lane indices 0..16, for [`Lanes16::keep_first`].
@@ -128,13 +137,13 @@ mod x86 {
 
     /// Four SSE registers. SSE and SSE2 are part of x86-64, so this needs no detection.
     #[derive(Clone, Copy, Debug)]
-    pub struct Sse16([__m128; 4]);
+    pub(crate) struct Sse16([__m128; 4]);
 
     // SAFETY (every `unsafe` block in this impl): SSE is in the x86-64 baseline, and the loads
     // and stores go through `&[f32; 16]`, which holds 16 valid floats.
     impl Lanes16 for Sse16 {
         // 16 XMM registers: two tiles of four registers leave room for the operands.
-        const TILE: usize = 2;
+        const TILE: Tile = Tile::Two;
         #[inline(always)]
         fn zero() -> Self {
             unsafe { Sse16([_mm_setzero_ps(); 4]) }
@@ -259,17 +268,27 @@ mod x86 {
         }
     }
 
-    /// Two AVX registers. Only the AVX2 kernel (compiled with `target_feature(enable =
-    /// "avx2,fma")` and run after detecting both) uses this type.
+    /// Two AVX registers.
+    ///
+    /// # Invariant (soundness)
+    ///
+    /// Every method executes AVX instructions although it is a safe function (trait methods
+    /// cannot carry `#[target_feature]`). So this type may only be used, constructed or have
+    /// its methods called inside functions compiled with `#[target_feature(enable =
+    /// "avx2,fma")]` that are reached only after runtime detection of AVX2 and FMA
+    /// (`is_x86_feature_detected!`, as `KernelVariant::detect` does): today `chunk_avx2` in
+    /// [`crate::model`], reached through the `unsafe fn forward_backward_chunk_avx2`, and the
+    /// AVX test below. Using it anywhere else is undefined behaviour on a CPU without AVX. This
+    /// is why the type, and the whole `simd` module, is private to the crate.
     #[derive(Clone, Copy, Debug)]
-    pub struct Avx16([__m256; 2]);
+    pub(crate) struct Avx16([__m256; 2]);
 
-    // SAFETY (every `unsafe` block in this impl): these methods are inlined only into the AVX2
-    // kernel, which runs only after `KernelVariant::detect` found AVX2; loads and stores go
-    // through `&[f32; 16]`.
+    // SAFETY (every `unsafe` block in this impl): by the invariant on `Avx16`, these methods
+    // run only inside the AVX2 kernel, which runs only after runtime detection of AVX2 and FMA;
+    // loads and stores go through `&[f32; 16]`, which holds 16 valid floats.
     impl Lanes16 for Avx16 {
         // 16 YMM registers: four tiles of two registers leave room for the operands.
-        const TILE: usize = 4;
+        const TILE: Tile = Tile::Four;
         #[inline(always)]
         fn zero() -> Self {
             unsafe { Avx16([_mm256_setzero_ps(); 2]) }

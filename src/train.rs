@@ -221,6 +221,9 @@ impl InstanceTrainer {
 
     /// Loss and gradient over this step's batch (`batch_size` fresh rows, or a fixed
     /// dataset's minibatch), filled chunk by chunk.
+    ///
+    /// `AVX2 = true` runs the AVX2 kernel: callers pass it only from `run_avx2`, which is
+    /// reached only after [`KernelVariant::checked`] found AVX2 and FMA.
     #[inline(always)]
     fn loss_and_grad<const AVX2: bool>(&mut self, batch_size: usize) -> f64 {
         self.grads.fill(0.0);

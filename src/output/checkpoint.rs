@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use super::bytes::{from_le_bytes, le_bytes};
 use super::RunFolder;
 use crate::config::TrainConfig;
 use crate::data::LANES;
@@ -55,13 +56,8 @@ pub struct Checkpoint {
     pub restarts: Option<usize>,
 }
 
-fn bytes_of<T: Copy>(data: &[T]) -> &[u8] {
-    // SAFETY: only called with f32, f64, u32, u64: no padding, every byte pattern is valid u8.
-    unsafe { std::slice::from_raw_parts(data.as_ptr() as *const u8, std::mem::size_of_val(data)) }
-}
-
 impl Checkpoint {
-    /// Serialise to safetensors bytes (little-endian hosts, as every supported target).
+    /// Serialise to safetensors bytes (little-endian, on any host).
     pub fn to_bytes(&self) -> anyhow::Result<Vec<u8>> {
         let st = &self.state;
         let count = st.instances.len();
@@ -72,20 +68,27 @@ impl Checkpoint {
                 .flat_map(|i| f(i).iter().copied())
                 .collect()
         };
-        let params = cat(|i| &i.params);
-        let adam_m = cat(|i| &i.adam_m);
-        let adam_v = cat(|i| &i.adam_v);
+        let params = le_bytes(&cat(|i| &i.params));
+        let adam_m = le_bytes(&cat(|i| &i.adam_m));
+        let adam_v = le_bytes(&cat(|i| &i.adam_v));
         let rng: Vec<u32> = st.instances.iter().flat_map(|i| i.rng).collect();
+        let rng = le_bytes(&rng);
         let steps_done: Vec<u64> = st.instances.iter().map(|i| i.steps_done).collect();
+        let steps_done = le_bytes(&steps_done);
         let index: Vec<u64> = st.instances.iter().map(|i| i.index as u64).collect();
+        let index = le_bytes(&index);
+        let log_steps = le_bytes(&st.log_steps);
         let log_loss: Vec<f64> = st.log_loss.iter().flatten().copied().collect();
+        let log_loss = le_bytes(&log_loss);
         let points = st.log_steps.len();
         let snapshot_steps: Vec<u64> = st.snapshots.iter().map(|s| s.step).collect();
+        let snapshot_steps = le_bytes(&snapshot_steps);
         let snapshot_params: Vec<f32> = st
             .snapshots
             .iter()
             .flat_map(|s| s.params.iter().flatten().copied())
             .collect();
+        let snapshot_params = le_bytes(&snapshot_params);
         fn view<'a>(
             dtype: Dtype,
             shape: Vec<usize>,
@@ -98,45 +101,32 @@ impl Checkpoint {
         let tensors = vec![
             (
                 "params",
-                view(Dtype::F32, vec![count, plen], "params", bytes_of(&params))?,
+                view(Dtype::F32, vec![count, plen], "params", &params)?,
             ),
             (
                 "adam_m",
-                view(Dtype::F32, vec![count, plen], "adam_m", bytes_of(&adam_m))?,
+                view(Dtype::F32, vec![count, plen], "adam_m", &adam_m)?,
             ),
             (
                 "adam_v",
-                view(Dtype::F32, vec![count, plen], "adam_v", bytes_of(&adam_v))?,
+                view(Dtype::F32, vec![count, plen], "adam_v", &adam_v)?,
             ),
             (
                 "rng",
-                view(Dtype::U32, vec![count, 4 * LANES], "rng", bytes_of(&rng))?,
+                view(Dtype::U32, vec![count, 4 * LANES], "rng", &rng)?,
             ),
             (
                 "steps_done",
-                view(Dtype::U64, vec![count], "steps_done", bytes_of(&steps_done))?,
+                view(Dtype::U64, vec![count], "steps_done", &steps_done)?,
             ),
-            (
-                "index",
-                view(Dtype::U64, vec![count], "index", bytes_of(&index))?,
-            ),
+            ("index", view(Dtype::U64, vec![count], "index", &index)?),
             (
                 "log_steps",
-                view(
-                    Dtype::U64,
-                    vec![points],
-                    "log_steps",
-                    bytes_of(&st.log_steps),
-                )?,
+                view(Dtype::U64, vec![points], "log_steps", &log_steps)?,
             ),
             (
                 "log_loss",
-                view(
-                    Dtype::F64,
-                    vec![points, count],
-                    "log_loss",
-                    bytes_of(&log_loss),
-                )?,
+                view(Dtype::F64, vec![points, count], "log_loss", &log_loss)?,
             ),
         ];
         let mut tensors = tensors;
@@ -144,12 +134,7 @@ impl Checkpoint {
             let s = st.snapshots.len();
             tensors.push((
                 "snapshot_steps",
-                view(
-                    Dtype::U64,
-                    vec![s],
-                    "snapshot_steps",
-                    bytes_of(&snapshot_steps),
-                )?,
+                view(Dtype::U64, vec![s], "snapshot_steps", &snapshot_steps)?,
             ));
             tensors.push((
                 "snapshot_params",
@@ -157,7 +142,7 @@ impl Checkpoint {
                     Dtype::F32,
                     vec![s, count, plen],
                     "snapshot_params",
-                    bytes_of(&snapshot_params),
+                    &snapshot_params,
                 )?,
             ));
         }
@@ -224,16 +209,8 @@ impl Checkpoint {
                 }
                 Ok((t.shape().to_vec(), t.data().to_vec()))
             };
-        let f32s = |b: &[u8]| -> Vec<f32> {
-            b.chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
-                .collect()
-        };
-        let u64s = |b: &[u8]| -> Vec<u64> {
-            b.chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().expect("8")))
-                .collect()
-        };
+        let f32s = |b: &[u8]| -> Vec<f32> { from_le_bytes(b).collect() };
+        let u64s = |b: &[u8]| -> Vec<u64> { from_le_bytes(b).collect() };
         let (pshape, params) = tensor("params", Dtype::F32, 2)?;
         let (count, plen) = (pshape[0], pshape[1]);
         let check = |name: &str, shape: &[usize], expect: &[usize]| -> anyhow::Result<()> {
@@ -258,10 +235,7 @@ impl Checkpoint {
         check("log_loss", &s, &[points, count])?;
 
         let (params, adam_m, adam_v) = (f32s(&params), f32s(&adam_m), f32s(&adam_v));
-        let rng: Vec<u32> = rng
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().expect("4")))
-            .collect();
+        let rng: Vec<u32> = from_le_bytes(&rng).collect();
         let (steps_done, index) = (u64s(&steps_done), u64s(&index));
         let instances = (0..count)
             .map(|k| InstanceState {
@@ -275,10 +249,7 @@ impl Checkpoint {
                     .expect("rng rows have 32 words"),
             })
             .collect();
-        let log_loss: Vec<f64> = log_loss
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8")))
-            .collect();
+        let log_loss: Vec<f64> = from_le_bytes(&log_loss).collect();
         let snapshots = match st.tensor("snapshot_steps") {
             Err(_) => Vec::new(),
             Ok(_) => {

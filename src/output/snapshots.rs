@@ -15,6 +15,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
+use super::bytes::{from_le_bytes, le_bytes};
 use super::weights::{canonical_header, f32_values, Weights, WeightsError};
 use crate::analysis::metrics::FeatureMetrics;
 
@@ -81,25 +82,6 @@ fn view(dtype: Dtype, shape: Vec<usize>, data: &[u8]) -> Result<TensorView<'_>, 
     TensorView::new(dtype, shape, data).map_err(|e| WeightsError::Invalid(e.to_string()))
 }
 
-/// Little-endian bytes of `values` (f32 or u64).
-fn le_bytes<T: Copy + ToLe>(values: &[T]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le()).collect()
-}
-
-trait ToLe {
-    fn to_le(self) -> Vec<u8>;
-}
-impl ToLe for f32 {
-    fn to_le(self) -> Vec<u8> {
-        self.to_le_bytes().to_vec()
-    }
-}
-impl ToLe for u64 {
-    fn to_le(self) -> Vec<u8> {
-        self.to_le_bytes().to_vec()
-    }
-}
-
 /// Read `snapshots.safetensors` bytes back (steps, and the `W`, `b`, `W_dec` of each).
 pub fn from_bytes(bytes: &[u8]) -> Result<Vec<WeightsAt>, WeightsError> {
     let st = SafeTensors::deserialize(bytes)
@@ -114,11 +96,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Vec<WeightsAt>, WeightsError> {
             "`steps` must be u64 [snapshots]".into(),
         ));
     }
-    let steps: Vec<u64> = steps_t
-        .data()
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-        .collect();
+    let steps: Vec<u64> = from_le_bytes(steps_t.data()).collect();
     let w_t = tensor("W")?;
     let &[s, i, n, m] = w_t.shape() else {
         return Err(WeightsError::Invalid(format!(

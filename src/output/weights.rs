@@ -14,6 +14,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
 use std::path::Path;
 
+use super::bytes::{from_le_bytes, le_bytes};
 use crate::config::TrainConfig;
 use crate::model::{ModelKind, Shape};
 
@@ -94,16 +95,19 @@ impl Weights {
     /// Serialise to safetensors bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, WeightsError> {
         let (i, n, m) = (self.instances, self.features, self.hidden);
+        let w = le_bytes(&self.w);
+        let b = self.b.as_deref().map(le_bytes);
+        let w_dec = self.w_dec.as_deref().map(le_bytes);
         let mut tensors: Vec<(&str, TensorView<'_>)> = Vec::new();
-        fn view(data: &[f32], shape: Vec<usize>) -> Result<TensorView<'_>, WeightsError> {
-            TensorView::new(Dtype::F32, shape, bytemuck_f32(data))
+        fn view(data: &[u8], shape: Vec<usize>) -> Result<TensorView<'_>, WeightsError> {
+            TensorView::new(Dtype::F32, shape, data)
                 .map_err(|e| WeightsError::Invalid(e.to_string()))
         }
-        tensors.push(("W", view(&self.w, vec![i, n, m])?));
-        if let Some(b) = &self.b {
+        tensors.push(("W", view(&w, vec![i, n, m])?));
+        if let Some(b) = &b {
             tensors.push(("b", view(b, vec![i, n])?));
         }
-        if let Some(wd) = &self.w_dec {
+        if let Some(wd) = &w_dec {
             tensors.push(("W_dec", view(wd, vec![i, n, m])?));
         }
         let mut meta = HashMap::new();
@@ -303,30 +307,15 @@ fn sorted(value: serde_json::Value) -> serde_json::Value {
     }
 }
 
-fn bytemuck_f32(data: &[f32]) -> &[u8] {
-    // SAFETY: f32 has no padding and any byte pattern is a valid u8; the length is exact.
-    unsafe { std::slice::from_raw_parts(data.as_ptr() as *const u8, std::mem::size_of_val(data)) }
-}
-
 pub(crate) fn f32_values(t: &TensorView<'_>, name: &str) -> Result<Vec<f32>, WeightsError> {
     let data = t.data();
     let values: Vec<f32> = match t.dtype() {
-        Dtype::F32 => data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        Dtype::F32 => from_le_bytes::<f32>(data).collect(),
+        Dtype::F64 => from_le_bytes::<f64>(data).map(|v| v as f32).collect(),
+        Dtype::BF16 => from_le_bytes::<u16>(data)
+            .map(|h| f32::from_bits((h as u32) << 16))
             .collect(),
-        Dtype::F64 => data
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
-            .collect(),
-        Dtype::BF16 => data
-            .chunks_exact(2)
-            .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
-            .collect(),
-        Dtype::F16 => data
-            .chunks_exact(2)
-            .map(|c| f16_f32_values(u16::from_le_bytes([c[0], c[1]])))
-            .collect(),
+        Dtype::F16 => from_le_bytes::<u16>(data).map(f16_to_f32).collect(),
         other => {
             return Err(WeightsError::Invalid(format!(
                 "tensor `{name}` has dtype {other:?}; expected a float type (F32, F64, F16, BF16)"
@@ -343,7 +332,7 @@ pub(crate) fn f32_values(t: &TensorView<'_>, name: &str) -> Result<Vec<f32>, Wei
 }
 
 /// IEEE half to single precision.
-fn f16_f32_values(h: u16) -> f32 {
+fn f16_to_f32(h: u16) -> f32 {
     let sign = ((h >> 15) as u32) << 31;
     let exp = ((h >> 10) & 0x1f) as u32;
     let frac = (h & 0x3ff) as u32;
@@ -408,12 +397,12 @@ mod tests {
         let mut hostile = (u64::MAX / 2).to_le_bytes().to_vec();
         hostile.extend_from_slice(b"{}");
         assert!(Weights::from_bytes(&hostile).is_err());
-        let x = [1.0f32; 4];
-        let t = TensorView::new(Dtype::F32, vec![4], bytemuck_f32(&x)).unwrap();
+        let x = le_bytes(&[1.0f32; 4]);
+        let t = TensorView::new(Dtype::F32, vec![4], &x).unwrap();
         let bytes = safetensors::serialize(vec![("W", t)], &None).unwrap();
         let e = Weights::from_bytes(&bytes).unwrap_err().to_string();
         assert!(e.contains("[instances, features, hidden]"), "{e}");
-        let t = TensorView::new(Dtype::F32, vec![2, 2], bytemuck_f32(&x)).unwrap();
+        let t = TensorView::new(Dtype::F32, vec![2, 2], &x).unwrap();
         let bytes = safetensors::serialize(vec![("weights", t)], &None).unwrap();
         let e = Weights::from_bytes(&bytes).unwrap_err().to_string();
         assert!(
