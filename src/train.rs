@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::{InitScheme, InstanceSpec, TrainConfig, TrainSettings};
-use crate::data::{stream_key, DataSource, LaneRng, StreamKind, LANES};
+use crate::data::{stream_key, DataSource, FeatureSampler, LaneRng, StreamKind, LANES};
 use crate::model::forward::{loss_weights, LossScratch};
 #[cfg(target_arch = "x86_64")]
 use crate::model::forward_backward_chunk_avx2;
@@ -465,17 +465,63 @@ pub fn evaluate(
     let weight = loss_weights(&spec.importance, rows);
     let mut scratch = LossScratch::new(&shape);
     let mut x = vec![0.0f32; n * ROW_CHUNK];
-    let mut total = 0.0;
-    for _ in 0..batches {
-        let mut start = 0;
-        while start < rows {
-            let c = ROW_CHUNK.min(rows - start);
-            sampler.fill(&mut x[..n * c], c);
-            total += scratch.chunk_loss(&shape, params, &x[..n * c], &weight, c, c);
-            start += c;
-        }
-    }
+    let mut eval = Evaluation {
+        shape: &shape,
+        params,
+        sampler: &mut sampler,
+        weight: &weight,
+        scratch: &mut scratch,
+        x: &mut x,
+    };
+    let total = match KernelVariant::detect().checked() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `checked` returned Avx2, so this CPU has AVX2 and FMA.
+        KernelVariant::Avx2 => unsafe { eval.run_avx2(rows, batches) },
+        _ => eval.run(rows, batches),
+    };
     total / batches as f64
+}
+
+/// The evaluation loop's state: sample a chunk, add its loss.
+struct Evaluation<'a> {
+    shape: &'a Shape,
+    params: &'a [f32],
+    sampler: &'a mut FeatureSampler,
+    weight: &'a [f32],
+    scratch: &'a mut LossScratch,
+    x: &'a mut [f32],
+}
+
+impl Evaluation<'_> {
+    /// Total loss of `batches` batches of `rows` rows.
+    #[inline(always)]
+    fn run(&mut self, rows: usize, batches: usize) -> f64 {
+        let n = self.shape.features;
+        let mut total = 0.0;
+        for _ in 0..batches {
+            let mut start = 0;
+            while start < rows {
+                let c = ROW_CHUNK.min(rows - start);
+                let x = &mut self.x[..n * c];
+                self.sampler.fill(x, c);
+                total += self
+                    .scratch
+                    .chunk_loss(self.shape, self.params, x, self.weight, c, c);
+                start += c;
+            }
+        }
+        total
+    }
+
+    /// [`Evaluation::run`] with the sampler compiled for AVX2 (the same draws and values).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2(&mut self, rows: usize, batches: usize) -> f64 {
+        self.run(rows, batches)
+    }
 }
 
 /// The loss of `params` on the instance's fixed training dataset (drawn again from the seed),

@@ -90,12 +90,11 @@ pub fn loss(shape: &Shape, params: &[f32], x: &[f32], rows: usize, importance: &
     total
 }
 
-/// Scratch for [`LossScratch::chunk_loss`]: hidden activations and one output row of a chunk,
-/// and the kernel variant to run.
+/// Scratch for [`LossScratch::chunk_loss`]: the hidden activations of a chunk, and the kernel
+/// variant to run.
 #[derive(Clone, Debug)]
 pub struct LossScratch {
     hidden: Vec<f32>,
-    row: Vec<f32>,
     variant: KernelVariant,
 }
 
@@ -110,7 +109,6 @@ impl LossScratch {
     pub fn with_variant(shape: &Shape, variant: KernelVariant) -> Self {
         LossScratch {
             hidden: vec![0.0; shape.hidden * ROW_CHUNK],
-            row: vec![0.0; ROW_CHUNK],
             variant: variant.checked(),
         }
     }
@@ -148,8 +146,7 @@ impl LossScratch {
         cols: Columns,
     ) -> f64 {
         // The scratch is laid out with its own stride: one chunk, starting at column 0.
-        let (m, c) = (shape.hidden, cols.len);
-        let hidden = &mut self.hidden[..m * ROW_CHUNK];
+        let hidden = &mut self.hidden[..shape.hidden * ROW_CHUNK];
         forward_columns(
             self.variant,
             shape,
@@ -158,7 +155,7 @@ impl LossScratch {
             weight,
             cols,
             hidden,
-            Outputs::Discard(&mut self.row[..c]),
+            Outputs::Discard,
         )
     }
 }
@@ -191,11 +188,11 @@ struct Columns {
     len: usize,
 }
 
-/// Where outputs go: into a `[n][stride]` array at the same columns as the input, or into one
-/// reused row (loss only).
+/// Where outputs go: into a `[n][stride]` array at the same columns as the input, or nowhere
+/// (loss only).
 enum Outputs<'a> {
     Keep(&'a mut [f32]),
-    Discard(&'a mut [f32]),
+    Discard,
 }
 
 /// Forward over some columns; returns their loss share. `hidden` is `[m][stride]` at the
@@ -258,27 +255,48 @@ fn forward_columns_impl(
     let hidden_relu = matches!(shape.kind, ModelKind::ReluHidden | ModelKind::Abs);
     let output_relu = shape.kind != ModelKind::Linear;
     let Columns { stride, start, len } = cols;
-    let x_row = |i: usize| &x[i * stride + start..i * stride + start + len];
+    // (No closures here: they are not inlined into the AVX2 copy and lose its target features.)
     // Hidden rows sit at the input's columns when outputs are kept, else at column 0.
     let (h_stride, h_start) = match out {
         Outputs::Keep(_) => (stride, start),
-        Outputs::Discard(_) => (ROW_CHUNK, 0),
+        Outputs::Discard => (ROW_CHUNK, 0),
     };
 
-    // ---- h[k] = Σ_i W[i][k] x[i]   (features added in order)
-    for k in 0..m {
-        let hk = &mut hidden[k * h_stride + h_start..k * h_stride + h_start + len];
-        hk.fill(0.0);
-        for i in 0..n {
-            let w = enc[i * m + k];
-            for (h, &xv) in hk.iter_mut().zip(x_row(i)) {
-                *h += w * xv;
+    // ---- h[k] = Σ_i W[i][k] x[i]   (features added in order), 16 rows × up to 4 k at a time
+    for r0 in (0..len).step_by(ROW_TILE) {
+        let mut k0 = 0;
+        while k0 < m {
+            let k_tile = if k0 + 4 <= m {
+                4
+            } else if k0 + 2 <= m {
+                2
+            } else {
+                1
+            };
+            let mut acc = [[0.0f32; ROW_TILE]; 4];
+            for i in 0..n {
+                let xv = load_tile(&x[i * stride + start..i * stride + start + len], r0);
+                let w = &enc[i * m + k0..i * m + k0 + k_tile];
+                for (acc, &w) in acc.iter_mut().zip(w) {
+                    for l in 0..ROW_TILE {
+                        acc[l] += w * xv[l];
+                    }
+                }
             }
-        }
-        if hidden_relu {
-            for h in hk.iter_mut() {
-                *h = if *h > 0.0 { *h } else { 0.0 };
+            for (kk, acc) in acc.iter_mut().take(k_tile).enumerate() {
+                if hidden_relu {
+                    for v in acc.iter_mut() {
+                        *v = if *v > 0.0 { *v } else { 0.0 };
+                    }
+                }
+                let k = k0 + kk;
+                store_tile(
+                    &mut hidden[k * h_stride + h_start..k * h_stride + h_start + len],
+                    r0,
+                    acc,
+                );
             }
+            k0 += k_tile;
         }
     }
 
@@ -287,44 +305,75 @@ fn forward_columns_impl(
     let mut out = out;
     let mut loss = 0.0f64;
     for i in 0..n {
-        let o: &mut [f32] = match &mut out {
-            Outputs::Keep(o) => &mut o[i * stride + start..i * stride + start + len],
-            Outputs::Discard(row) => &mut row[..len],
-        };
-        o.fill(bias[i]);
-        for k in 0..m {
-            let w = dec[i * m + k];
-            let hk = &hidden[k * h_stride + h_start..k * h_stride + h_start + len];
-            for (o, &h) in o.iter_mut().zip(hk) {
-                *o += w * h;
+        let xi = &x[i * stride + start..i * stride + start + len];
+        let d = &dec[i * m..(i + 1) * m];
+        let mut sq = [0.0f32; ROW_TILE];
+        for r0 in (0..len).step_by(ROW_TILE) {
+            let mut o = [bias[i]; ROW_TILE];
+            for (k, &w) in d.iter().enumerate() {
+                let hv = load_tile(
+                    &hidden[k * h_stride + h_start..k * h_stride + h_start + len],
+                    r0,
+                );
+                for l in 0..ROW_TILE {
+                    o[l] += w * hv[l];
+                }
+            }
+            if output_relu {
+                for v in o.iter_mut() {
+                    *v = if *v > 0.0 { *v } else { 0.0 };
+                }
+            }
+            let target = load_tile(xi, r0);
+            let valid = len - r0; // rows past the end count for nothing
+            for l in 0..ROW_TILE {
+                let e = if l < valid {
+                    o[l] - target[l].abs()
+                } else {
+                    0.0
+                };
+                sq[l] += e * e;
+            }
+            if let Outputs::Keep(buf) = &mut out {
+                store_tile(
+                    &mut buf[i * stride + start..i * stride + start + len],
+                    r0,
+                    &o,
+                );
             }
         }
-        if output_relu {
-            for o in o.iter_mut() {
-                *o = if *o > 0.0 { *o } else { 0.0 };
-            }
-        }
-        loss += (weight[i] * squared_error(o, x_row(i))) as f64;
+        loss += (weight[i] * sum_lanes(&sq)) as f64;
     }
     loss
 }
 
-/// Σ (out − |target|)², with 16 independent accumulators in a fixed order (vectorises).
+/// Rows per register tile (two AVX registers of f32).
+const ROW_TILE: usize = 16;
+
+/// `row[r0..r0 + 16]`, zero-padded past the end of `row`.
 #[inline(always)]
-fn squared_error(out: &[f32], target: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 16];
-    let mut o = out.chunks_exact(16);
-    let mut t = target.chunks_exact(16);
-    for (o, t) in (&mut o).zip(&mut t) {
-        for l in 0..16 {
-            let e = o[l] - t[l].abs();
-            acc[l] += e * e;
+fn load_tile(row: &[f32], r0: usize) -> [f32; ROW_TILE] {
+    match row.get(r0..r0 + ROW_TILE) {
+        Some(full) => full.try_into().expect("16 floats"),
+        None => {
+            let mut t = [0.0; ROW_TILE];
+            let rest = &row[r0..];
+            t[..rest.len()].copy_from_slice(rest);
+            t
         }
     }
-    for (l, (o, t)) in o.remainder().iter().zip(t.remainder()).enumerate() {
-        let e = o - t.abs();
-        acc[l] += e * e;
-    }
+}
+
+/// Store the first `row.len() - r0` (at most 16) values of `tile` at `row[r0..]`.
+#[inline(always)]
+fn store_tile(row: &mut [f32], r0: usize, tile: &[f32; ROW_TILE]) {
+    let count = ROW_TILE.min(row.len() - r0);
+    row[r0..r0 + count].copy_from_slice(&tile[..count]);
+}
+
+/// Sum of 16 lanes in a fixed tree order.
+#[inline(always)]
+fn sum_lanes(acc: &[f32; ROW_TILE]) -> f32 {
     let mut s = [0.0f32; 8];
     for l in 0..8 {
         s[l] = acc[l] + acc[l + 8];
