@@ -217,7 +217,7 @@ pub fn sum(v: &[f32]) -> f32 {
 
 /// Sum of 16 partial sums in a fixed tree order.
 #[inline(always)]
-fn sum16(acc: &[f32; 16]) -> f32 {
+pub(crate) fn sum16(acc: &[f32; 16]) -> f32 {
     let mut s = [0.0f32; 8];
     for l in 0..8 {
         s[l] = acc[l] + acc[l + 8];

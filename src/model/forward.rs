@@ -12,7 +12,7 @@
 //! over rows. Sums have a fixed order, so the portable and the AVX2 build agree bit for bit.
 
 use super::cpu::KernelVariant;
-use super::{ModelKind, Shape, ROW_CHUNK};
+use super::{sum16, ModelKind, Shape, ROW_CHUNK, ROW_TILE};
 
 /// Result of [`forward`] on a batch of `rows` rows.
 #[derive(Clone, Debug, PartialEq)]
@@ -342,13 +342,10 @@ fn forward_columns_impl(
                 );
             }
         }
-        loss += (weight[i] * sum_lanes(&sq)) as f64;
+        loss += (weight[i] * sum16(&sq)) as f64;
     }
     loss
 }
-
-/// Rows per register tile (two AVX registers of f32).
-const ROW_TILE: usize = 16;
 
 /// `row[r0..r0 + 16]`, zero-padded past the end of `row`.
 #[inline(always)]
@@ -369,16 +366,6 @@ fn load_tile(row: &[f32], r0: usize) -> [f32; ROW_TILE] {
 fn store_tile(row: &mut [f32], r0: usize, tile: &[f32; ROW_TILE]) {
     let count = ROW_TILE.min(row.len() - r0);
     row[r0..r0 + count].copy_from_slice(&tile[..count]);
-}
-
-/// Sum of 16 lanes in a fixed tree order.
-#[inline(always)]
-fn sum_lanes(acc: &[f32; ROW_TILE]) -> f32 {
-    let mut s = [0.0f32; 8];
-    for l in 0..8 {
-        s[l] = acc[l] + acc[l + 8];
-    }
-    ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]))
 }
 
 #[cfg(test)]
