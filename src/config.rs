@@ -150,12 +150,12 @@ pub struct TrainSettings {
 
 /// `[train].snapshots`: the steps at which the weights are saved during training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum Snapshots {
     /// Explicit steps (0 is the initialisation, `steps` the end).
     Steps(Vec<u64>),
-    /// Step 0, then `count - 1` steps spaced from 1 to `steps` (duplicates removed, so short
-    /// runs get fewer).
+    /// Step 0, then up to `count - 1` steps spaced from 1 to `steps` (rounded to whole steps;
+    /// duplicates are removed, so the early log-spaced steps and short runs give fewer).
     Spaced {
         /// Number of snapshots.
         count: usize,
@@ -327,7 +327,8 @@ pub struct DataConfig {
     /// Importance I_i of each feature in the loss.
     pub importance: ImportanceSpec,
     /// Range of a present value: `unit` ([0, 1]) or `symmetric` ([-1, 1]); by default
-    /// `symmetric` for the `abs` model and `unit` for the others, as in the paper.
+    /// `symmetric` for the `abs` model and `unit` for the others, as in the paper. The loss's
+    /// target is |x| for every model, as in the notebook.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub values: Option<ValueRange>,
     /// Features drawn together (`[[data.sets]]`); the rest are independent.
@@ -1016,18 +1017,21 @@ impl TrainConfig {
             + (shape.features + 2 * shape.hidden + 2) as u64 * ROW_CHUNK as u64
             + 2 * shape.features as u64;
         let log = self.train.log_points.min(self.train.steps);
-        let dataset = self
-            .data
-            .dataset
-            .as_ref()
-            .map_or(0, |d| 4 * (d.rows as u64) * shape.features as u64);
+        // A dataset's rows and its row order.
+        let dataset = self.data.dataset.as_ref().map_or(0, |d| {
+            (d.rows as u64).saturating_mul(4 * (shape.features as u64 + 1))
+        });
         let snapshots = match &self.train.snapshots {
             Some(Snapshots::Steps(list)) => list.len() as u64,
             Some(Snapshots::Spaced { count, .. }) => *count as u64,
             None => 0,
         };
-        (per_instance * 4 + log * 4 + dataset + snapshots * 4 * shape.param_len() as u64)
-            * instances as u64
+        // Snapshots are held once, and copied twice more while a checkpoint is written.
+        let snapshot_bytes = snapshots.saturating_mul(3 * 4 * shape.param_len() as u64);
+        (per_instance * 4 + log * 4)
+            .saturating_add(dataset)
+            .saturating_add(snapshot_bytes)
+            .saturating_mul(instances as u64)
     }
 
     fn check_memory(&self, instances: usize) -> Result<(), ConfigError> {
@@ -1485,6 +1489,10 @@ probability = "member"
         assert!(e.contains("data.dataset.rows"), "{e}");
         let e = err(&format!("{SETS}[train]\nsteps = 10\nsnapshots = [0, 11]\n"));
         assert!(e.contains("train.snapshots[1]"), "{e}");
+        let e = err(&format!(
+            "{SETS}[train]\nsnapshots = {{ count = 5, spacng = \"linear\" }}\n"
+        ));
+        assert!(e.contains("snapshots"), "a misspelt field is refused: {e}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Training: initialisation, the fused training step (sample → forward → backward → AdamW), and
 //! the loop that runs every instance side by side, in parallel, in blocks of steps.
 //!
-//! The whole step of one instance is [`InstanceTrainer::step`]: read it top to bottom. It
+//! The whole step of one instance is `InstanceTrainer::step_impl` (sample → `loss_and_grad` →
+//! AdamW); [`InstanceTrainer::step`] runs one for benchmarks. Read it top to bottom. It
 //! allocates nothing, takes no lock and dispatches on the model kind once per chunk, never per
 //! element. It is compiled twice, for the portable baseline and for AVX2+FMA; the variant is
 //! picked once per run from the CPU's features ([`KernelVariant::detect`]).
@@ -247,7 +248,7 @@ impl InstanceTrainer {
                 (&self.shape, &self.params, &mut self.grads, &mut self.ws);
             loss += if AVX2 {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: AVX2 is only true after `KernelVariant::detect` found AVX2 and FMA.
+                // SAFETY: AVX2 is only true inside `run_avx2`, reached after `KernelVariant::checked`.
                 unsafe {
                     forward_backward_chunk_avx2(shape, params, grads, ws, &self.loss_weight, c)
                 }
@@ -339,7 +340,12 @@ impl InstanceTrainer {
             kind: spec.kind,
             ..shape
         };
-        if state.index != spec.index || state.params.len() != shape.param_len() {
+        let len = shape.param_len();
+        if state.index != spec.index
+            || state.params.len() != len
+            || state.adam_m.len() != len
+            || state.adam_v.len() != len
+        {
             return Err(TrainError::Resume(format!(
                 "instance {} has {} parameters in the checkpoint, the config expects instance {} with {}",
                 state.index,
@@ -752,7 +758,17 @@ pub fn train(
     let train_set_loss: Option<Vec<f64>> = pool.install(|| {
         trainers
             .par_iter()
-            .map(|t| train_set_loss(shape, settings, &t.spec, &t.params))
+            .map(|t| {
+                let d = t.source.dataset()?;
+                let loss = crate::model::forward::loss(
+                    &t.shape,
+                    &t.params,
+                    d.x(),
+                    d.rows(),
+                    &t.spec.importance,
+                );
+                Some(loss)
+            })
             .collect()
     });
     Ok(Trained {

@@ -12,8 +12,6 @@ pub mod uniform;
 #[cfg(test)]
 mod verdict_failures;
 
-use std::sync::atomic::AtomicBool;
-
 use crate::analysis::Verdict;
 use crate::config::{SweepConfig, TrainConfig};
 use crate::output::plots::Figure;
@@ -136,19 +134,20 @@ pub fn names() -> String {
 pub struct Stages<'a> {
     options: ExperimentOptions,
     threads: Option<usize>,
-    stop: Option<&'a AtomicBool>,
     progress: &'a mut dyn Progress,
 }
 
 impl Stages<'_> {
-    /// Train `config` as a stage called `name` (the run's seed and restarts applied), analyse
-    /// it, and return it. Stages after the main one are not checkpointed: an interrupted run
-    /// resumes the main training and runs its later stages again.
+    /// Train `config` as a stage called `name` (the run's seed and restarts applied, all its
+    /// instances), analyse it, and return it. Stages after the main one are not checkpointed
+    /// and not stopped by a first Ctrl-C: they run to the end and the run folder is written
+    /// (a second Ctrl-C aborts without a checkpoint).
     pub fn train(&mut self, name: &str, mut config: TrainConfig) -> anyhow::Result<RunResult> {
         self.options.apply(&mut config);
+        config.train.only_instances = None;
         let control = TrainControl {
             threads: self.threads,
-            stop: self.stop,
+            stop: None,
             checkpoint: None,
         };
         train_run(name, &config, None, control, self.progress)
@@ -179,7 +178,7 @@ impl Experiment {
         control: TrainControl<'_>,
         progress: &mut dyn Progress,
     ) -> anyhow::Result<RunResult> {
-        let (threads, stop) = (control.threads, control.stop);
+        let threads = control.threads;
         let mut run = train_run(self.name, config, resume, control, progress)?;
         if let Some(after) = self.after {
             // Later stages use the main stage's seed, whether it came from the options, the
@@ -189,7 +188,6 @@ impl Experiment {
             let mut stages = Stages {
                 options,
                 threads,
-                stop,
                 progress,
             };
             after(&mut stages, &mut run)?;
