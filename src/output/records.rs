@@ -109,6 +109,10 @@ pub struct InstanceRecord {
     pub represented: usize,
     /// Short description of the arrangement.
     pub geometry: String,
+    /// On the kept restart of a sweep point with several restarts: the geometries every
+    /// restart reached, lowest loss first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restart_outcomes: Vec<RestartOutcome>,
     /// Groups of represented features that interfere (|cos| > 0.3, the analysis's
     /// `INTERFERENCE_COS`), as polytopes.
     #[serde(default)]
@@ -130,6 +134,36 @@ impl InstanceRecord {
         let first = *p.first()?;
         p.iter().all(|&v| v == first).then_some(1.0 - first as f64)
     }
+}
+
+/// What some of a sweep point's restarts reached.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RestartOutcome {
+    /// The geometry (as `geometry` describes it).
+    pub geometry: String,
+    /// How many restarts reached it.
+    pub count: usize,
+    /// The lowest final loss among them.
+    pub best_loss: Option<f64>,
+    /// Whether the kept restart is one of them.
+    pub kept: bool,
+}
+
+/// One line: `pentagon 3/5 (1.48e-3), 2 antipodal pairs 2/5 (2.41e-3); kept: pentagon`.
+pub fn describe_outcomes(outcomes: &[RestartOutcome]) -> String {
+    let total: usize = outcomes.iter().map(|o| o.count).sum();
+    let parts: Vec<String> = outcomes
+        .iter()
+        .map(|o| {
+            let loss = o.best_loss.map_or(String::new(), |l| format!(" ({l:.3e})"));
+            format!("{} {}/{total}{loss}", o.geometry, o.count)
+        })
+        .collect();
+    let kept = outcomes
+        .iter()
+        .find(|o| o.kept)
+        .map_or("-", |o| o.geometry.as_str());
+    format!("{}; kept: {kept}", parts.join(", "))
 }
 
 /// One group of interfering features (a tegum factor), named as a polytope.

@@ -9,7 +9,7 @@ use anyhow::Context;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::records::MetricsFile;
+use super::records::{describe_outcomes, MetricsFile};
 
 /// A run folder that made it into the report.
 pub struct Entry {
@@ -224,6 +224,24 @@ beside what the paper leads us to expect. <span id="render-status"></span></p>
                     } else {
                         r#"<span class="fail">FAIL</span>"#
                     }
+                );
+            }
+            h.push_str("</table>\n");
+        }
+        let points: Vec<_> = m
+            .instances
+            .iter()
+            .filter(|r| !r.restart_outcomes.is_empty())
+            .collect();
+        if !points.is_empty() {
+            h.push_str("<p><b>What the restarts reached</b> (per sweep point; best loss of each geometry):</p>\n<table><tr><th>instance</th><th>1−S</th><th>restarts</th></tr>\n");
+            for r in points {
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{}</td><td>{:.4}</td><td>{}</td></tr>",
+                    r.index,
+                    r.density(),
+                    esc(&describe_outcomes(&r.restart_outcomes))
                 );
             }
             h.push_str("</table>\n");

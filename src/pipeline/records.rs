@@ -5,7 +5,7 @@ use crate::analysis::geometry::{describe_geometry, structures};
 use crate::analysis::metrics::FeatureMetrics;
 use crate::config::InstanceSpec;
 use crate::model::{ModelKind, Shape};
-use crate::output::records::{InstanceRecord, StructureRecord};
+use crate::output::records::{InstanceRecord, RestartOutcome, StructureRecord};
 use crate::output::weights::Weights;
 
 /// Parameter buffer (model layout) of instance `k` of a weights file.
@@ -62,6 +62,7 @@ pub fn instance_records(
                 importance: spec.map(|s| s.importance.clone()),
                 final_loss: final_loss.map(|l| l[k]),
                 train_set_loss: None,
+                restart_outcomes: Vec::new(),
                 represented: metrics.represented(),
                 geometry: describe_geometry(w, n, m),
                 feature_norms: metrics.feature_norms,
@@ -101,6 +102,100 @@ fn select_best_restarts(records: &mut [InstanceRecord]) {
         for (k, r) in records[start..end].iter_mut().enumerate() {
             r.selected = start + k == best;
         }
+        if end - start > 1 {
+            records[best].restart_outcomes = outcomes(&records[start..end]);
+        }
         start = end;
+    }
+}
+
+/// The geometries a sweep point's restarts reached, lowest loss first.
+fn outcomes(restarts: &[InstanceRecord]) -> Vec<RestartOutcome> {
+    let mut out: Vec<RestartOutcome> = Vec::new();
+    for r in restarts {
+        let at = match out.iter().position(|o| o.geometry == r.geometry) {
+            Some(at) => at,
+            None => {
+                out.push(RestartOutcome {
+                    geometry: r.geometry.clone(),
+                    count: 0,
+                    best_loss: None,
+                    kept: false,
+                });
+                out.len() - 1
+            }
+        };
+        let o = &mut out[at];
+        o.count += 1;
+        o.kept |= r.selected;
+        if let Some(l) = r.final_loss {
+            o.best_loss = Some(o.best_loss.map_or(l, |b: f64| b.min(l)));
+        }
+    }
+    out.sort_by(|a, b| {
+        let key = |o: &RestartOutcome| o.best_loss.unwrap_or(f64::INFINITY);
+        key(a).total_cmp(&key(b))
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SweepConfig, TrainConfig};
+    use crate::model::ModelKind;
+    use crate::output::records::describe_outcomes;
+
+    /// Unit vectors at these angles (degrees), as `W` rows, padded with zero rows to 5.
+    fn at(deg: &[f64]) -> Vec<f32> {
+        let mut w: Vec<f32> = deg
+            .iter()
+            .flat_map(|d| [d.to_radians().cos() as f32, d.to_radians().sin() as f32])
+            .collect();
+        w.resize(10, 0.0);
+        w
+    }
+
+    #[test]
+    fn the_kept_restart_records_what_every_restart_reached() {
+        let mut config = TrainConfig::from_toml(
+            "[model]\nkind = \"relu-output\"\nfeatures = 5\nhidden = 2\n",
+            "t",
+        )
+        .unwrap();
+        config.sweep = Some(SweepConfig {
+            restarts: 3,
+            ..SweepConfig::default()
+        });
+        let specs = config.resolve().unwrap();
+        let pentagon = [0.0, 72.0, 144.0, 216.0, 288.0];
+        let mut w = at(&pentagon);
+        w.extend(at(&[0.0, 180.0, 90.0, 270.0]));
+        w.extend(at(&pentagon));
+        let weights = Weights {
+            instances: 3,
+            features: 5,
+            hidden: 2,
+            w,
+            b: None,
+            w_dec: None,
+            kind: Some(ModelKind::ReluOutput),
+            kinds: None,
+            config: None,
+        };
+        let records = instance_records(&weights, Some(&specs), Some(&[2e-3, 2.4e-3, 1.5e-3]));
+        assert!(records[2].selected);
+        assert!(records[0].restart_outcomes.is_empty());
+        let o = &records[2].restart_outcomes;
+        assert_eq!(o.len(), 2, "{o:?}");
+        assert_eq!(
+            (o[0].geometry.as_str(), o[0].count, o[0].kept),
+            ("pentagon", 2, true)
+        );
+        assert_eq!(o[0].best_loss, Some(1.5e-3));
+        assert_eq!((o[1].count, o[1].kept), (1, false));
+        let line = describe_outcomes(o);
+        assert!(line.starts_with("pentagon 2/3 (1.500e-3), "), "{line}");
+        assert!(line.ends_with("; kept: pentagon"), "{line}");
     }
 }

@@ -1,7 +1,8 @@
 //! The terminal summary of a run: one line per instance, then the verdict.
 
+use super::figures::panel_title;
 use super::RunResult;
-use crate::output::records::InstanceRecord;
+use crate::output::records::{describe_outcomes, InstanceRecord};
 
 /// A plain-text table of the run, one line per instance, for the terminal.
 pub fn summary_table(run: &RunResult) -> String {
@@ -47,6 +48,30 @@ pub fn summary_table(run: &RunResult) -> String {
         out.push_str(
             "  * lowest-loss restart of its sweep point (used by figures and the verdict)\n",
         );
+        let points: Vec<&InstanceRecord> = run
+            .records
+            .iter()
+            .filter(|r| !r.restart_outcomes.is_empty())
+            .collect();
+        if !points.is_empty() {
+            out.push_str("\nwhat the restarts reached, per sweep point (best loss of each):\n");
+        }
+        for (k, r) in points.iter().enumerate() {
+            if points.len() > limit && k == limit / 2 {
+                out.push_str(&format!(
+                    "  ... {} more sweep points (all in metrics.json)\n",
+                    points.len() - limit
+                ));
+            }
+            if points.len() > limit && k >= limit / 2 && k < points.len() - limit / 2 {
+                continue;
+            }
+            out.push_str(&format!(
+                "  {}: {}\n",
+                panel_title(r),
+                describe_outcomes(&r.restart_outcomes)
+            ));
+        }
     }
     if let Some(v) = &run.verdict {
         out.push('\n');
