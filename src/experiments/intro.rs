@@ -170,17 +170,7 @@ mod tests {
             config: None,
         };
         let records = instance_records(&weights, Some(&specs), None);
-        let run = RunResult {
-            experiment: "intro".into(),
-            config: None,
-            weights,
-            trained: None,
-            records,
-            verdict: None,
-            figures: vec![],
-            paper: None,
-            stages: vec![],
-        };
+        let run = RunResult::analysed("intro", None, weights, records);
         verdict(&run)
     }
 

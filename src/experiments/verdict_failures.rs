@@ -30,17 +30,7 @@ fn run_of(
 ) -> RunResult {
     let specs = config.resolve().expect("the experiment's config resolves");
     let records = instance_records(&weights, Some(&specs), final_loss.as_deref());
-    let mut run = RunResult {
-        experiment: e.name.to_string(),
-        config: Some(config.clone()),
-        weights,
-        trained: None,
-        records,
-        verdict: None,
-        figures: Vec::new(),
-        paper: None,
-        stages: Vec::new(),
-    };
+    let mut run = RunResult::analysed(e.name, Some(config.clone()), weights, records);
     run.verdict = Some((e.verdict)(&run));
     run
 }

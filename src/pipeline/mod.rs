@@ -54,6 +54,27 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    /// A run of analysed weights, not yet judged: no training record, verdict, figures or
+    /// later stages.
+    pub fn analysed(
+        experiment: &str,
+        config: Option<TrainConfig>,
+        weights: Weights,
+        records: Vec<InstanceRecord>,
+    ) -> Self {
+        RunResult {
+            experiment: experiment.to_string(),
+            config,
+            weights,
+            trained: None,
+            records,
+            verdict: None,
+            figures: Vec::new(),
+            paper: None,
+            stages: Vec::new(),
+        }
+    }
+
     /// Records of the lowest-loss restart of each sweep point, in order.
     pub fn selected(&self) -> Vec<&InstanceRecord> {
         self.records.iter().filter(|r| r.selected).collect()
@@ -90,17 +111,9 @@ pub fn train_run(
             r.train_set_loss = Some(l);
         }
     }
-    Ok(RunResult {
-        experiment: experiment.to_string(),
-        config: Some(config.clone()),
-        weights,
-        trained: Some(trained),
-        records,
-        verdict: None,
-        figures: Vec::new(),
-        paper: None,
-        stages: Vec::new(),
-    })
+    let mut run = RunResult::analysed(experiment, Some(config.clone()), weights, records);
+    run.trained = Some(trained);
+    Ok(run)
 }
 
 /// Analyse weights loaded from a file. When the file carries a `tms` config that matches its
@@ -139,15 +152,5 @@ pub fn analyze_weights(weights: Weights) -> RunResult {
     for (r, (_, train_set)) in records.iter_mut().zip(losses.iter().flatten()) {
         r.train_set_loss = *train_set;
     }
-    RunResult {
-        experiment: "analyze".into(),
-        config: weights.config.clone(),
-        weights,
-        trained: None,
-        records,
-        verdict: None,
-        figures: Vec::new(),
-        paper: None,
-        stages: Vec::new(),
-    }
+    RunResult::analysed("analyze", weights.config.clone(), weights, records)
 }
