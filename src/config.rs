@@ -464,19 +464,20 @@ impl Axis {
     }
 }
 
-/// A sweep over the importance of one feature (the phase-diagram axis).
+/// A sweep over one feature's importance (the phase-diagram axis) or probability (the
+/// non-uniform pentagon).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FeatureImportanceAxis {
-    /// Index of the feature whose importance is swept (0-based).
+pub struct OneFeatureAxis {
+    /// Index of the feature whose value is swept (0-based).
     pub feature: usize,
-    /// Its importances.
+    /// Its values.
     pub values: Axis,
 }
 
-/// `[sweep]`: instances are the product of the given axes (outermost first: feature
-/// importance, importance decay, feature probability or sparsity), each repeated `restarts`
-/// times with its own random streams.
+/// `[sweep]`: instances are the product of the given axes (outermost first: model kind,
+/// feature importance, one feature's probability, importance decay, feature probability or
+/// sparsity), each repeated `restarts` times with its own random streams.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepConfig {
@@ -486,7 +487,10 @@ pub struct SweepConfig {
     pub kind: Option<Vec<ModelKind>>,
     /// Importance of one feature, overriding `[data]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub feature_importance: Option<FeatureImportanceAxis>,
+    pub feature_importance: Option<OneFeatureAxis>,
+    /// Probability of one feature, overriding `[data]` and `feature_probability` for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_feature_probability: Option<OneFeatureAxis>,
     /// Decay d of I_i = d^i, overriding `[data].importance`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub importance_decay: Option<Axis>,
@@ -510,6 +514,7 @@ impl Default for SweepConfig {
         SweepConfig {
             kind: None,
             feature_importance: None,
+            one_feature_probability: None,
             importance_decay: None,
             feature_probability: None,
             sparsity: None,
@@ -909,25 +914,18 @@ impl TrainConfig {
             ));
         }
         // Importance of one feature.
-        let feature_imp: Vec<Option<(usize, f64)>> = match &sweep.feature_importance {
-            None => vec![None],
-            Some(ax) => {
-                if ax.feature >= n {
-                    return Err(ConfigError::new(
-                        "sweep.feature_importance.feature",
-                        format!(
-                            "{} is out of range: features are numbered 0 to {}",
-                            ax.feature,
-                            n - 1
-                        ),
-                    ));
-                }
-                ax.values.validate("sweep.feature_importance.values")?;
-                let vals = ax.values.values();
-                check_nonnegative(&vals, "sweep.feature_importance.values")?;
-                vals.into_iter().map(|v| Some((ax.feature, v))).collect()
-            }
-        };
+        let feature_imp = one_feature_axis(
+            sweep.feature_importance.as_ref(),
+            n,
+            "sweep.feature_importance",
+            check_nonnegative,
+        )?;
+        let feature_p = one_feature_axis(
+            sweep.one_feature_probability.as_ref(),
+            n,
+            "sweep.one_feature_probability",
+            check_probabilities,
+        )?;
         let decays: Vec<Option<f64>> = match &sweep.importance_decay {
             None => vec![None],
             Some(ax) => {
@@ -975,6 +973,7 @@ impl TrainConfig {
         };
         let total = kinds.len() as u64
             * feature_imp.len() as u64
+            * feature_p.len() as u64
             * decays.len() as u64
             * probs.len() as u64
             * sweep.restarts as u64;
@@ -987,21 +986,26 @@ impl TrainConfig {
         let mut specs = Vec::with_capacity(total as usize);
         for &kind in &kinds {
             for fi in &feature_imp {
-                for decay in &decays {
-                    for p in &probs {
-                        let mut imp = match decay {
-                            Some(d) => (0..n).map(|i| d.powi(i as i32)).collect(),
-                            None => base_imp.to_vec(),
-                        };
-                        if let Some((f, v)) = fi {
-                            imp[*f] = *v;
-                        }
-                        let prob = match p {
-                            Some(p) => vec![*p; n],
-                            None => base_p.to_vec(),
-                        };
-                        for restart in 0..sweep.restarts {
-                            specs.push(instance(specs.len(), kind, restart, &prob, &imp));
+                for fp in &feature_p {
+                    for decay in &decays {
+                        for p in &probs {
+                            let mut imp = match decay {
+                                Some(d) => (0..n).map(|i| d.powi(i as i32)).collect(),
+                                None => base_imp.to_vec(),
+                            };
+                            if let Some((f, v)) = fi {
+                                imp[*f] = *v;
+                            }
+                            let mut prob = match p {
+                                Some(p) => vec![*p; n],
+                                None => base_p.to_vec(),
+                            };
+                            if let Some((f, v)) = fp {
+                                prob[*f] = *v;
+                            }
+                            for restart in 0..sweep.restarts {
+                                specs.push(instance(specs.len(), kind, restart, &prob, &imp));
+                            }
                         }
                     }
                 }
@@ -1051,6 +1055,33 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+/// The values of a one-feature axis as `(feature, value)`, or one `None` without the axis.
+fn one_feature_axis(
+    axis: Option<&OneFeatureAxis>,
+    n: usize,
+    field: &str,
+    check: fn(&[f64], &str) -> Result<(), ConfigError>,
+) -> Result<Vec<Option<(usize, f64)>>, ConfigError> {
+    let Some(ax) = axis else {
+        return Ok(vec![None]);
+    };
+    if ax.feature >= n {
+        return Err(ConfigError::new(
+            format!("{field}.feature"),
+            format!(
+                "{} is out of range: features are numbered 0 to {}",
+                ax.feature,
+                n - 1
+            ),
+        ));
+    }
+    let values_field = format!("{field}.values");
+    ax.values.validate(&values_field)?;
+    let vals = ax.values.values();
+    check(&vals, &values_field)?;
+    Ok(vals.into_iter().map(|v| Some((ax.feature, v))).collect())
 }
 
 fn instance(index: usize, kind: ModelKind, restart: usize, p: &[f64], imp: &[f64]) -> InstanceSpec {

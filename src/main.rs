@@ -67,10 +67,12 @@ impl TrainingArgs {
 enum Command {
     /// List the paper experiments, one line each
     List,
-    /// Run a paper experiment (or `all`) and write its run folder
+    /// Run paper experiments (or `all`) and write their run folders
     Reproduce {
-        /// Experiment name (see `tms list`), or `all`
-        experiment: String,
+        /// Experiment names (see `tms list`), or `all`; experiments with the same config
+        /// (`uniform geometry`) share one training
+        #[arg(required = true, num_args = 1..)]
+        experiments: Vec<String>,
         /// Compute budget: `quick` (about 2 minutes each on 2 cores) or `paper` (full settings)
         #[arg(long, value_enum, default_value_t = Profile::Quick)]
         profile: Profile,
@@ -280,7 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::List => list(),
         Command::Reproduce {
-            experiment,
+            experiments,
             profile,
             seed,
             restarts,
@@ -293,7 +295,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 seed,
                 restarts: restarts.map(|r| r as usize),
             };
-            reproduce(&experiment, options, instances, &training, &output)
+            reproduce(&experiments, options, instances, &training, &output)
         }
         Command::Train {
             config,
@@ -329,27 +331,35 @@ fn list() -> anyhow::Result<ExitCode> {
 
 /// `tms reproduce NAME|all`.
 fn reproduce(
-    experiment: &str,
+    names: &[String],
     options: ExperimentOptions,
     instances: Option<InstanceRange>,
     training: &TrainingArgs,
     output: &OutputArgs,
 ) -> anyhow::Result<ExitCode> {
-    let all = experiment == "all";
-    let chosen: Vec<&'static Experiment> = if all {
-        experiments::registry().iter().collect()
-    } else {
-        match experiments::find(experiment) {
-            Some(e) => vec![e],
-            None => bail!(
-                "unknown experiment {experiment:?}; known: {}, all (see `tms list`)",
+    let all = names.iter().any(|n| n == "all");
+    let mut chosen: Vec<&'static Experiment> = Vec::new();
+    if all {
+        chosen.extend(experiments::registry());
+    }
+    for name in names.iter().filter(|n| *n != "all") {
+        let Some(e) = experiments::find(name) else {
+            bail!(
+                "unknown experiment {name:?}; known: {}, all (see `tms list`)",
                 experiments::names()
-            ),
+            );
+        };
+        if !chosen.iter().any(|c| c.name == e.name) {
+            chosen.push(e);
         }
-    };
-    let base = match (&output.out, all) {
+    }
+    // Several experiments are written like `all`: one folder with a run folder per experiment
+    // and the report.
+    let several = chosen.len() > 1;
+    let base = match (&output.out, several) {
         (Some(dir), true) => dir.clone(),
-        (None, true) => default_out_path(Path::new("runs"), "all"),
+        (None, true) if all => default_out_path(Path::new("runs"), "all"),
+        (None, true) => default_out_path(Path::new("runs"), &names.join("+")),
         _ => PathBuf::from("runs"),
     };
     let mut jobs = Vec::new();
@@ -359,7 +369,7 @@ fn reproduce(
         config
             .resolve()
             .map_err(|err| anyhow::anyhow!("experiment {}: {err}", e.name))?;
-        let out = match (&output.out, all) {
+        let out = match (&output.out, several) {
             (Some(dir), false) => dir.clone(),
             (None, false) => default_out_path(&base, e.name),
             (_, true) => base.join(e.name),
@@ -406,7 +416,7 @@ fn reproduce(
             Outcome::Interrupted => return Ok(ExitCode::from(INTERRUPTED)),
         }
     }
-    if all && any_jobs {
+    if several && any_jobs {
         print_report(&base)?;
     }
     Ok(if reproduced {

@@ -114,11 +114,12 @@ fn cases() -> Vec<Case> {
         case("non-numeric --seed", &["reproduce", "intro", "--seed", "x1"], &["--seed"]),
         case("zero --restarts", &["reproduce", "intro", "--restarts", "0"], &["--restarts"]),
         case("backwards --instances", &["reproduce", "intro", "--instances", "5..3"], &["--instances", "FROM must be below TO"]),
-        case("--instances beyond the sweep", &["reproduce", "intro", "--instances", "8..20"], &["train.only_instances", "10 instances"]),
+        case("--instances beyond the sweep", &["reproduce", "intro", "--instances", "45..60"], &["train.only_instances", "50 instances"]),
         case("unknown flag", &["reproduce", "intro", "--lr", "1"], &["--lr"]),
         case("unknown experiment", &["reproduce", "intr0"], &["unknown experiment", "intro"]),
         case("unknown command", &["reproduc"], &["reproduc"]),
-        case("missing experiment", &["reproduce"], &["<EXPERIMENT>"]),
+        case("missing experiment", &["reproduce"], &["<EXPERIMENTS>"]),
+        case("unknown experiment among several", &["reproduce", "intro", "intr0"], &["unknown experiment \"intr0\""]),
         // ---- divergence
         case("diverging training", &["train", "c.toml"], &["diverged", "instance 0", "step"]).file(
             "c.toml",

@@ -49,7 +49,8 @@ fn reproduce_intro_writes_the_run_folder_contract() {
     // metrics.json
     let m = read_metrics(&run);
     assert_eq!(m.experiment, "intro");
-    assert_eq!(m.instances.len(), 10);
+    assert_eq!(m.instances.len(), 50, "10 sparsities × 5 restarts");
+    assert_eq!(m.instances.iter().filter(|i| i.selected).count(), 10);
     let v = m.verdict.as_ref().unwrap();
     assert!(v.reproduced && v.checks.len() >= 4 && v.checks.iter().all(|c| c.passed));
     for (k, inst) in m.instances.iter().enumerate() {
@@ -82,14 +83,14 @@ fn reproduce_intro_writes_the_run_folder_contract() {
 
     // weights in the notebook layout, with the config in the metadata
     let w = Weights::load(&run.join("weights.safetensors")).unwrap();
-    assert_eq!((w.instances, w.features, w.hidden), (10, 5, 2));
-    assert_eq!(w.b.as_ref().unwrap().len(), 50);
+    assert_eq!((w.instances, w.features, w.hidden), (50, 5, 2));
+    assert_eq!(w.b.as_ref().unwrap().len(), 250);
     assert!(w.config.is_some());
 
     // loss.csv: header + one row per logged block
     let csv = std::fs::read_to_string(run.join("loss.csv")).unwrap();
     let mut lines = csv.lines();
-    assert_eq!(lines.next().unwrap().split(',').count(), 11);
+    assert_eq!(lines.next().unwrap().split(',').count(), 51);
     assert_eq!(lines.count(), 200);
 
     // figures as SVG and PNG
@@ -125,6 +126,23 @@ fn reproduce_intro_writes_the_run_folder_contract() {
     let o = tms(&["reproduce", "intro", "-q"], dir.path());
     assert!(o.status.success());
     assert!(dir.path().join("runs/intro-2/metrics.json").exists());
+}
+
+/// Several experiments are written like `all`: a run folder each, and the report.
+#[test]
+fn reproduce_several_experiments_writes_them_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tms(
+        &["reproduce", "intro", "linear-vs-relu", "intro", "--out", "two", "-q"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for name in ["intro", "linear-vs-relu"] {
+        assert_eq!(read_metrics(&dir.path().join("two").join(name)).experiment, name);
+    }
+    assert!(dir.path().join("two/index.html").exists());
+    let folders = std::fs::read_dir(dir.path().join("two")).unwrap().count();
+    assert_eq!(folders, 3, "intro once, linear-vs-relu, index.html");
 }
 
 #[test]

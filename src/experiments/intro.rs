@@ -6,6 +6,12 @@
 //! paper's panels: dense data gives the two most important features orthogonal dimensions;
 //! medium sparsity (S = 0.8) four features as two antipodal pairs; S ≥ 0.9 all five as a
 //! pentagon.
+//!
+//! Restarts: at S = 0.95 a single model ends as two antipodal pairs with the fifth feature
+//! dropped (a local minimum, loss ≈ 2.4e-3 against the pentagon's 1.5e-3) about 3 times in 10,
+//! in our runs and in our PyTorch reference alike. Both profiles train 5 restarts per point and
+//! keep the lowest-loss one, so a seed misses the pentagon with probability ≈ 0.3⁵ ≈ 0.2%
+//! (measured: 20 of seeds 1..20 reproduce; `bench/seeds.sh intro`).
 
 use super::{Experiment, Profile};
 use crate::analysis::geometry::{cosine, PlaneGeometry};
@@ -53,6 +59,7 @@ fn config(_profile: Profile) -> TrainConfig {
                 to: 0.05,
                 count: 10,
             }),
+            restarts: 5,
             ..SweepConfig::default()
         }),
         instances: Vec::new(),
@@ -156,7 +163,9 @@ mod tests {
         sparse.resize(10, 0.0);
         w.extend(sparse);
         let mut cfg: TrainConfig = config(Profile::Quick);
-        cfg.sweep.as_mut().unwrap().feature_probability = Some(Axis::Values(vec![1.0, 0.2, 0.05]));
+        let sweep = cfg.sweep.as_mut().unwrap();
+        sweep.feature_probability = Some(Axis::Values(vec![1.0, 0.2, 0.05]));
+        sweep.restarts = 1;
         let specs = cfg.resolve().unwrap();
         let weights = Weights {
             instances: 3,

@@ -6,6 +6,7 @@
 
 pub mod intro;
 pub mod linear_vs_relu;
+pub mod non_uniform;
 pub mod phase;
 pub mod sweep_100;
 pub mod uniform;
@@ -104,7 +105,7 @@ pub struct Experiment {
 
 /// Every registered experiment, in paper order.
 pub fn registry() -> &'static [Experiment] {
-    static REGISTRY: [Experiment; 7] = [
+    static REGISTRY: [Experiment; 8] = [
         intro::EXPERIMENT,
         linear_vs_relu::EXPERIMENT,
         sweep_100::EXPERIMENT,
@@ -112,6 +113,7 @@ pub fn registry() -> &'static [Experiment] {
         phase::PHASE_3_2,
         uniform::UNIFORM,
         uniform::GEOMETRY,
+        non_uniform::EXPERIMENT,
     ];
     &REGISTRY
 }
@@ -313,7 +315,7 @@ mod tests {
     fn options_apply_to_any_config() {
         let mut config = intro::EXPERIMENT.configure(&ExperimentOptions::default());
         assert_eq!(config.train.seed, 0);
-        assert_eq!(config.sweep.as_ref().unwrap().restarts, 1);
+        assert_eq!(config.sweep.as_ref().unwrap().restarts, 5);
         config.sweep = None;
         let options = ExperimentOptions {
             restarts: Some(3),

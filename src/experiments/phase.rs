@@ -17,7 +17,7 @@ use super::{Experiment, Profile};
 use crate::analysis::theory::{classify, phase_2_1, phase_3_2, Phase};
 use crate::analysis::verdict::{Check, Verdict};
 use crate::config::{
-    Axis, DataConfig, FeatureImportanceAxis, ImportanceSpec, ModelConfig, PerFeature, SweepConfig,
+    Axis, DataConfig, ImportanceSpec, ModelConfig, OneFeatureAxis, PerFeature, SweepConfig,
     TrainConfig, TrainSettings,
 };
 use crate::model::ModelKind;
@@ -114,7 +114,7 @@ fn config(setup: &Setup, profile: Profile) -> TrainConfig {
             ..DataConfig::default()
         },
         sweep: Some(SweepConfig {
-            feature_importance: Some(FeatureImportanceAxis {
+            feature_importance: Some(OneFeatureAxis {
                 feature: setup.extra,
                 values: Axis::LogRange {
                     from: R_RANGE.0,

@@ -5,6 +5,7 @@
 //! on a machine without desktop fonts.
 
 use crate::analysis::theory::Phase;
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -62,6 +63,37 @@ pub struct Reference {
     /// y value.
     pub y: f64,
     /// Label drawn at the right end.
+    pub label: String,
+}
+
+/// How a [`Series`] is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeriesStyle {
+    /// Small translucent dots (e.g. every restart).
+    Dots,
+    /// A line with markers (e.g. the best restart per point).
+    Line,
+}
+
+/// One labelled set of points of a [`Figure::Chart`].
+#[derive(Clone, Debug)]
+pub struct Series {
+    /// Legend label.
+    pub label: String,
+    /// (x, y) points; points a log axis cannot show (≤ 0, not finite) are skipped.
+    pub points: Vec<(f64, f64)>,
+    /// Dots or line.
+    pub style: SeriesStyle,
+    /// Index into the chart palette: series with the same colour belong together.
+    pub colour: usize,
+}
+
+/// A labelled vertical line of a [`Figure::Chart`] (e.g. a measured crossover).
+#[derive(Clone, Debug)]
+pub struct Mark {
+    /// x value.
+    pub x: f64,
+    /// Label drawn at the top.
     pub label: String,
 }
 
@@ -134,6 +166,23 @@ pub enum Figure {
         /// Panels per row.
         columns: usize,
     },
+    /// Labelled series of points or lines on linear or log axes, with vertical marks.
+    Chart {
+        /// Title above the plot.
+        title: String,
+        /// x axis label.
+        x_label: String,
+        /// y axis label.
+        y_label: String,
+        /// Log-scaled x axis.
+        log_x: bool,
+        /// Log-scaled y axis.
+        log_y: bool,
+        /// Series, drawn in order.
+        series: Vec<Series>,
+        /// Vertical lines.
+        marks: Vec<Mark>,
+    },
     /// Training loss against step, log scale, one line per instance.
     LossCurves {
         /// x values.
@@ -155,7 +204,7 @@ impl Figure {
             Figure::FeatureArrows { panels, columns } => grid(panels.len(), *columns, 240, 260),
             Figure::NormBars { panels, columns } => grid(panels.len(), *columns, 320, 240),
             Figure::GramHeatmaps { panels, columns } => grid(panels.len(), *columns, 280, 300),
-            Figure::LossCurves { .. } | Figure::LogX { .. } => (800, 480),
+            Figure::LossCurves { .. } | Figure::LogX { .. } | Figure::Chart { .. } => (800, 480),
             Figure::StackedBars { bars, .. } => ((300 + 40 * bars.len() as u32).max(700), 480),
             Figure::PhaseDiagrams { panels, .. } => (420 * panels.len().max(1) as u32, 440),
         }
@@ -281,6 +330,21 @@ fn draw<DB: DrawingBackend>(figure: &Figure, root: &DrawingArea<DB, Shift>) -> a
             categories,
             bars,
         } => draw_stacked(root, title, categories, bars)?,
+        Figure::Chart {
+            title,
+            x_label,
+            y_label,
+            log_x,
+            log_y,
+            series,
+            marks,
+        } => draw_chart(
+            root,
+            (title, x_label, y_label),
+            (*log_x, *log_y),
+            series,
+            marks,
+        )?,
         Figure::PhaseDiagrams {
             panels,
             x_label,
@@ -643,6 +707,223 @@ fn draw_log_x<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Colours of [`Figure::Chart`] series (distinguishable, print- and colour-blind-friendly).
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(230, 159, 0),
+];
+
+/// The range an axis shows: the data's, padded, and positive on a log axis.
+fn axis_range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite() && (!log || *v > 0.0))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    if !lo.is_finite() {
+        return if log { (0.1, 10.0) } else { (0.0, 1.0) };
+    }
+    if log {
+        let (lo, hi) = if hi > lo {
+            (lo, hi)
+        } else {
+            (lo / 2.0, hi * 2.0)
+        };
+        (lo / 1.15, hi * 1.15)
+    } else {
+        let pad = if hi > lo { 0.05 * (hi - lo) } else { 0.5 };
+        (lo - pad, hi + pad)
+    }
+}
+
+fn draw_chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    labels: (&str, &str, &str),
+    (log_x, log_y): (bool, bool),
+    series: &[Series],
+    marks: &[Mark],
+) -> anyhow::Result<()> {
+    let points = || series.iter().flat_map(|s| s.points.iter().copied());
+    let (x0, x1) = axis_range(
+        points().map(|p| p.0).chain(marks.iter().map(|m| m.x)),
+        log_x,
+    );
+    let (y0, y1) = axis_range(points().map(|p| p.1), log_y);
+    // plotters gives linear and log axes different types: one generic body, four axis kinds.
+    match (log_x, log_y) {
+        (false, false) => chart_body(
+            chart_builder(root, labels.0).build_cartesian_2d(x0..x1, y0..y1),
+            labels,
+            (log_x, log_y),
+            series,
+            marks,
+            ((x0, x1), (y0, y1)),
+        ),
+        (true, false) => chart_body(
+            chart_builder(root, labels.0).build_cartesian_2d((x0..x1).log_scale(), y0..y1),
+            labels,
+            (log_x, log_y),
+            series,
+            marks,
+            ((x0, x1), (y0, y1)),
+        ),
+        (false, true) => chart_body(
+            chart_builder(root, labels.0).build_cartesian_2d(x0..x1, (y0..y1).log_scale()),
+            labels,
+            (log_x, log_y),
+            series,
+            marks,
+            ((x0, x1), (y0, y1)),
+        ),
+        (true, true) => chart_body(
+            chart_builder(root, labels.0)
+                .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()),
+            labels,
+            (log_x, log_y),
+            series,
+            marks,
+            ((x0, x1), (y0, y1)),
+        ),
+    }
+}
+
+fn chart_builder<'a, 'b, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(title, ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64);
+    b
+}
+
+fn chart_body<'a, DB, X, Y, E>(
+    chart: Result<ChartContext<'a, DB, Cartesian2d<X, Y>>, E>,
+    (_, x_label, y_label): (&str, &str, &str),
+    (log_x, log_y): (bool, bool),
+    series: &[Series],
+    marks: &[Mark],
+    (x_range, (y0, y1)): ((f64, f64), (f64, f64)),
+) -> anyhow::Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    E: std::fmt::Debug,
+{
+    let mut chart = chart.map_err(plot_error)?;
+    let fmt = |v: &f64| {
+        let a = v.abs();
+        if a != 0.0 && !(1e-2..1e4).contains(&a) {
+            format!("{v:.0e}")
+        } else {
+            format!("{v}")
+        }
+    };
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .x_labels(10)
+        .y_labels(8)
+        .x_label_formatter(&fmt)
+        .y_label_formatter(&fmt)
+        .light_line_style(WHITE)
+        .label_style(("sans-serif", 11))
+        .draw()
+        .map_err(plot_error)?;
+    let shown = |p: &&(f64, f64)| {
+        p.0.is_finite() && p.1.is_finite() && (!log_x || p.0 > 0.0) && (!log_y || p.1 > 0.0)
+    };
+    let grey = RGBColor(120, 120, 120);
+    for m in marks
+        .iter()
+        .filter(|m| m.x.is_finite() && (!log_x || m.x > 0.0))
+    {
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(m.x, y0), (m.x, y1)],
+                grey.stroke_width(1),
+            )))
+            .map_err(plot_error)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                m.label.clone(),
+                (m.x, y1),
+                ("sans-serif", 11).into_font().color(&grey),
+            )))
+            .map_err(plot_error)?;
+    }
+    for s in series {
+        let colour = PALETTE[s.colour % PALETTE.len()];
+        let points: Vec<(f64, f64)> = s.points.iter().filter(shown).copied().collect();
+        let drawn = match s.style {
+            SeriesStyle::Dots => chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&p| Circle::new(p, 2, colour.mix(0.45).filled())),
+                )
+                .map_err(plot_error)?,
+            SeriesStyle::Line => {
+                chart
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                    .map_err(plot_error)?;
+                chart
+                    .draw_series(LineSeries::new(
+                        points.iter().copied(),
+                        colour.stroke_width(2),
+                    ))
+                    .map_err(plot_error)?
+            }
+        };
+        let style = s.style;
+        drawn.label(s.label.clone()).legend(move |(x, y)| {
+            let element: DynElement<'static, _, _> = match style {
+                SeriesStyle::Dots => Circle::new((x + 8, y), 3, colour.filled()).into_dyn(),
+                SeriesStyle::Line => {
+                    PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)).into_dyn()
+                }
+            };
+            element
+        });
+    }
+    // The legend goes in the upper corner with fewer points under it.
+    let fraction = |v: f64, (lo, hi): (f64, f64), log: bool| {
+        if log {
+            (v.ln() - lo.ln()) / (hi.ln() - lo.ln())
+        } else {
+            (v - lo) / (hi - lo)
+        }
+    };
+    let mut upper = [0usize; 2];
+    for p in series.iter().flat_map(|s| s.points.iter()).filter(shown) {
+        if fraction(p.1, (y0, y1), log_y) > 0.5 {
+            upper[usize::from(fraction(p.0, x_range, log_x) >= 0.5)] += 1;
+        }
+    }
+    let place = if upper[0] < upper[1] {
+        SeriesLabelPosition::UpperLeft
+    } else {
+        SeriesLabelPosition::UpperRight
+    };
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 11))
+        .position(place)
+        .draw()
+        .map_err(plot_error)?;
+    Ok(())
+}
+
 fn draw_stacked<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
@@ -763,6 +1044,45 @@ mod tests {
                     y: 0.5,
                     label: "1/2".into(),
                 }],
+            },
+            Figure::Chart {
+                title: "loss per geometry".into(),
+                x_label: "relative density".into(),
+                y_label: "loss".into(),
+                log_x: true,
+                log_y: true,
+                series: vec![
+                    Series {
+                        label: "every restart".into(),
+                        points: vec![(0.5, 1e-3), (1.0, 2e-3), (-1.0, 0.0)],
+                        style: SeriesStyle::Dots,
+                        colour: 0,
+                    },
+                    Series {
+                        label: "best".into(),
+                        points: vec![(0.5, 1e-3), (1.0, 1.5e-3)],
+                        style: SeriesStyle::Line,
+                        colour: 1,
+                    },
+                ],
+                marks: vec![Mark {
+                    x: 0.7,
+                    label: "crossover".into(),
+                }],
+            },
+            Figure::Chart {
+                title: "linear, empty series".into(),
+                x_label: "x".into(),
+                y_label: "y".into(),
+                log_x: false,
+                log_y: false,
+                series: vec![Series {
+                    label: "nothing".into(),
+                    points: vec![],
+                    style: SeriesStyle::Line,
+                    colour: 7,
+                }],
+                marks: vec![],
             },
             Figure::StackedBars {
                 title: "structures".into(),

@@ -92,6 +92,23 @@ impl Weights {
             .map(|b| &b[k * self.features..(k + 1) * self.features])
     }
 
+    /// Instance `k`'s parameters in the layout of [`crate::model`] for `shape` (the inverse of
+    /// [`Weights::from_params`]), or `None` when the file lacks a block the shape needs or
+    /// its sizes differ.
+    pub fn instance_params(&self, k: usize, shape: &Shape) -> Option<Vec<f32>> {
+        if k >= self.instances || shape.features != self.features || shape.hidden != self.hidden {
+            return None;
+        }
+        let len = self.features * self.hidden;
+        let mut params = Vec::with_capacity(shape.param_len());
+        params.extend_from_slice(self.instance_w(k));
+        if !shape.kind.tied() {
+            params.extend_from_slice(self.w_dec.as_ref()?.get(k * len..(k + 1) * len)?);
+        }
+        params.extend_from_slice(self.instance_b(k)?);
+        Some(params)
+    }
+
     /// Serialise to safetensors bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, WeightsError> {
         let (i, n, m) = (self.instances, self.features, self.hidden);
@@ -371,6 +388,36 @@ mod tests {
         assert_eq!(back.instance_w(1), &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
         assert_eq!(back.w_dec.as_ref().unwrap()[..2], [6.0, 7.0]);
         assert_eq!(back.instance_b(0).unwrap(), &[12.0, 13.0, 14.0]);
+    }
+
+    #[test]
+    fn instance_params_invert_from_params() {
+        let shape = Shape {
+            kind: ModelKind::Abs,
+            features: 3,
+            hidden: 2,
+        };
+        let params: Vec<Vec<f32>> = (0..2)
+            .map(|k| {
+                (0..shape.param_len())
+                    .map(|v| (v + 100 * k) as f32)
+                    .collect()
+            })
+            .collect();
+        let w = Weights::from_params(&shape, &[shape.kind; 2], &params, None);
+        assert_eq!(w.instance_params(1, &shape).unwrap(), params[1]);
+        assert_eq!(w.instance_params(2, &shape), None);
+        let mut no_dec = w.clone();
+        no_dec.w_dec = None;
+        assert_eq!(no_dec.instance_params(0, &shape), None);
+        let tied = Shape {
+            kind: ModelKind::ReluOutput,
+            ..shape
+        };
+        assert_eq!(
+            no_dec.instance_params(0, &tied).unwrap().len(),
+            tied.param_len()
+        );
     }
 
     #[test]

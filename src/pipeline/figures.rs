@@ -5,11 +5,16 @@ use crate::analysis::metrics::gram;
 use crate::output::plots::{ArrowPanel, BarPanel, Figure, GramPanel};
 use crate::output::records::InstanceRecord;
 
-/// Title of an instance's panel: its sparsity when uniform, else its index.
+/// Title of an instance's panel: its sparsity when uniform, its per-feature densities when
+/// they differ and there are few features, else its index.
 pub fn panel_title(r: &InstanceRecord) -> String {
-    match r.common_sparsity() {
-        Some(s) => format!("S = {s:.3}  (1−S = {:.3})", 1.0 - s),
-        None => format!("instance {}", r.index),
+    match (r.common_sparsity(), r.feature_probability.as_deref()) {
+        (Some(s), _) => format!("S = {s:.3}  (1−S = {:.3})", 1.0 - s),
+        (None, Some(p)) if p.len() <= 6 => {
+            let each: Vec<String> = p.iter().map(|v| format!("{v:.3}")).collect();
+            format!("p = [{}]", each.join(", "))
+        }
+        _ => format!("instance {}", r.index),
     }
 }
 

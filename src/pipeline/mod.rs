@@ -97,7 +97,10 @@ pub fn train_run(
 ) -> anyhow::Result<RunResult> {
     let all = config.resolve()?;
     let specs = config.selected(&all);
-    let trained = train(config, specs, all.len(), resume, control, progress)?;
+    // The notebook's init scale counts the models of one run; restarts are repeated runs, so
+    // they keep the scale of a single one.
+    let models_per_run = all.iter().filter(|s| s.restart == 0).count();
+    let trained = train(config, specs, models_per_run, resume, control, progress)?;
     let kinds: Vec<_> = specs.iter().map(|s| s.kind).collect();
     let weights = Weights::from_params(
         &trained.shape,
