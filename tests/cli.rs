@@ -133,12 +133,23 @@ fn reproduce_intro_writes_the_run_folder_contract() {
 fn reproduce_several_experiments_writes_them_side_by_side() {
     let dir = tempfile::tempdir().unwrap();
     let o = tms(
-        &["reproduce", "intro", "linear-vs-relu", "intro", "--out", "two", "-q"],
+        &[
+            "reproduce",
+            "intro",
+            "linear-vs-relu",
+            "intro",
+            "--out",
+            "two",
+            "-q",
+        ],
         dir.path(),
     );
     assert!(o.status.success(), "{}", stderr(&o));
     for name in ["intro", "linear-vs-relu"] {
-        assert_eq!(read_metrics(&dir.path().join("two").join(name)).experiment, name);
+        assert_eq!(
+            read_metrics(&dir.path().join("two").join(name)).experiment,
+            name
+        );
     }
     assert!(dir.path().join("two/index.html").exists());
     let folders = std::fs::read_dir(dir.path().join("two")).unwrap().count();

@@ -124,18 +124,22 @@ pub fn describe_geometry(w: &[f32], n: usize, m: usize) -> String {
     }
 }
 
+/// `W` (`[n][2]`) of features of norm `norm` at the given angles in degrees: hand-made
+/// weights for tests and examples.
+pub fn plane_weights(degrees: &[f64], norm: f64) -> Vec<f32> {
+    degrees
+        .iter()
+        .flat_map(|d| {
+            let a = d.to_radians();
+            [(norm * a.cos()) as f32, (norm * a.sin()) as f32]
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(deg: &[f64], r: f64) -> Vec<f32> {
-        deg.iter()
-            .flat_map(|d| {
-                let a = d.to_radians();
-                [(r * a.cos()) as f32, (r * a.sin()) as f32]
-            })
-            .collect()
-    }
+    use plane_weights as at;
 
     #[test]
     fn recognises_the_intro_geometries() {

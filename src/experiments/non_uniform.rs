@@ -502,17 +502,9 @@ fn canonical(w: &[f32], record: &InstanceRecord) -> Vec<[f64; 2]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::geometry::plane_weights as at;
     use crate::output::weights::Weights;
     use crate::pipeline::instance_records;
-
-    fn at(deg: &[f64], r: f64) -> Vec<f32> {
-        deg.iter()
-            .flat_map(|d| {
-                let a = d.to_radians();
-                [(r * a.cos()) as f32, (r * a.sin()) as f32]
-            })
-            .collect()
-    }
 
     #[test]
     fn arrangements_are_classified() {

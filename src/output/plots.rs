@@ -753,42 +753,39 @@ fn draw_chart<DB: DrawingBackend>(
         log_x,
     );
     let (y0, y1) = axis_range(points().map(|p| p.1), log_y);
+    let data = ChartData {
+        labels,
+        logs: (log_x, log_y),
+        series,
+        marks,
+        ranges: ((x0, x1), (y0, y1)),
+    };
     // plotters gives linear and log axes different types: one generic body, four axis kinds.
+    let builder = || chart_builder(root, labels.0);
     match (log_x, log_y) {
-        (false, false) => chart_body(
-            chart_builder(root, labels.0).build_cartesian_2d(x0..x1, y0..y1),
-            labels,
-            (log_x, log_y),
-            series,
-            marks,
-            ((x0, x1), (y0, y1)),
-        ),
+        (false, false) => chart_body(builder().build_cartesian_2d(x0..x1, y0..y1), &data),
         (true, false) => chart_body(
-            chart_builder(root, labels.0).build_cartesian_2d((x0..x1).log_scale(), y0..y1),
-            labels,
-            (log_x, log_y),
-            series,
-            marks,
-            ((x0, x1), (y0, y1)),
+            builder().build_cartesian_2d((x0..x1).log_scale(), y0..y1),
+            &data,
         ),
         (false, true) => chart_body(
-            chart_builder(root, labels.0).build_cartesian_2d(x0..x1, (y0..y1).log_scale()),
-            labels,
-            (log_x, log_y),
-            series,
-            marks,
-            ((x0, x1), (y0, y1)),
+            builder().build_cartesian_2d(x0..x1, (y0..y1).log_scale()),
+            &data,
         ),
         (true, true) => chart_body(
-            chart_builder(root, labels.0)
-                .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()),
-            labels,
-            (log_x, log_y),
-            series,
-            marks,
-            ((x0, x1), (y0, y1)),
+            builder().build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()),
+            &data,
         ),
     }
+}
+
+/// What [`chart_body`] draws, whatever the axis types.
+struct ChartData<'a> {
+    labels: (&'a str, &'a str, &'a str),
+    logs: (bool, bool),
+    series: &'a [Series],
+    marks: &'a [Mark],
+    ranges: ((f64, f64), (f64, f64)),
 }
 
 fn chart_builder<'a, 'b, DB: DrawingBackend>(
@@ -805,11 +802,7 @@ fn chart_builder<'a, 'b, DB: DrawingBackend>(
 
 fn chart_body<'a, DB, X, Y, E>(
     chart: Result<ChartContext<'a, DB, Cartesian2d<X, Y>>, E>,
-    (_, x_label, y_label): (&str, &str, &str),
-    (log_x, log_y): (bool, bool),
-    series: &[Series],
-    marks: &[Mark],
-    (x_range, (y0, y1)): ((f64, f64), (f64, f64)),
+    data: &ChartData<'_>,
 ) -> anyhow::Result<()>
 where
     DB: DrawingBackend + 'a,
@@ -817,6 +810,13 @@ where
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
     E: std::fmt::Debug,
 {
+    let ChartData {
+        labels: (_, x_label, y_label),
+        logs: (log_x, log_y),
+        series,
+        marks,
+        ranges: (x_range, (y0, y1)),
+    } = *data;
     let mut chart = chart.map_err(plot_error)?;
     let fmt = |v: &f64| {
         let a = v.abs();
