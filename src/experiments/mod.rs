@@ -4,6 +4,7 @@
 //! its verdict: the paper's "reproduced when", checked against the trained weights with the
 //! measured numbers recorded.
 
+pub mod correlated;
 pub mod intro;
 pub mod linear_vs_relu;
 pub mod non_uniform;
@@ -105,7 +106,7 @@ pub struct Experiment {
 
 /// Every registered experiment, in paper order.
 pub fn registry() -> &'static [Experiment] {
-    static REGISTRY: [Experiment; 8] = [
+    static REGISTRY: [Experiment; 9] = [
         intro::EXPERIMENT,
         linear_vs_relu::EXPERIMENT,
         sweep_100::EXPERIMENT,
@@ -114,6 +115,7 @@ pub fn registry() -> &'static [Experiment] {
         uniform::UNIFORM,
         uniform::GEOMETRY,
         non_uniform::EXPERIMENT,
+        correlated::EXPERIMENT,
     ];
     &REGISTRY
 }

@@ -212,6 +212,7 @@ fn geometry_figures(run: &RunResult) -> Vec<(String, Figure)> {
             "structures".to_string(),
             Figure::StackedBars {
                 title: "represented features by the structure they sit in, per 1/(1−S)".into(),
+                y_label: "features".into(),
                 categories,
                 bars,
             },

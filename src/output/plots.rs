@@ -8,6 +8,7 @@ use crate::analysis::theory::Phase;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
 use std::sync::Once;
 
@@ -131,6 +132,8 @@ pub enum Figure {
     StackedBars {
         /// Title above the plot.
         title: String,
+        /// y axis label (what is counted).
+        y_label: String,
         /// Category names, bottom to top.
         categories: Vec<String>,
         /// Bars, left to right.
@@ -327,9 +330,10 @@ fn draw<DB: DrawingBackend>(figure: &Figure, root: &DrawingArea<DB, Shift>) -> a
         )?,
         Figure::StackedBars {
             title,
+            y_label,
             categories,
             bars,
-        } => draw_stacked(root, title, categories, bars)?,
+        } => draw_stacked(root, (title, y_label), categories, bars)?,
         Figure::Chart {
             title,
             x_label,
@@ -924,18 +928,23 @@ where
     Ok(())
 }
 
+/// Up to this many bars are labelled above the bar; more, along the axis.
+const LABELS_ABOVE: usize = 8;
+
 fn draw_stacked<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    title: &str,
+    (title, y_label): (&str, &str),
     categories: &[String],
     bars: &[StackedBar],
 ) -> anyhow::Result<()> {
-    let top = bars
+    let tallest = bars
         .iter()
         .map(|b| b.counts.iter().sum::<f64>())
-        .fold(1.0f64, f64::max)
-        * 1.05;
+        .fold(1.0f64, f64::max);
+    // Room above the bars for the legend and the labels.
+    let top = tallest * (1.1 + 0.06 * categories.len() as f64);
     let count = bars.len().max(1);
+    let above = bars.len() <= LABELS_ABOVE;
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 16))
         .margin(12)
@@ -946,12 +955,12 @@ fn draw_stacked<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(count)
+        .x_labels(if above { 0 } else { count })
         .x_label_formatter(&|x| {
             let k = x.floor() as usize;
             bars.get(k).map(|b| b.label.clone()).unwrap_or_default()
         })
-        .y_desc("features")
+        .y_desc(y_label)
         .label_style(("sans-serif", 10))
         .draw()
         .map_err(plot_error)?;
@@ -976,6 +985,20 @@ fn draw_stacked<DB: DrawingBackend>(
             .map_err(plot_error)?
             .label(name.clone())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    if above {
+        let font = TextStyle::from(("sans-serif", 12).into_font())
+            .pos(Pos::new(HPos::Center, VPos::Bottom));
+        for (b, bar) in bars.iter().enumerate() {
+            let height: f64 = bar.counts.iter().sum();
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    bar.label.clone(),
+                    (b as f64 + 0.5, height + 0.01 * top),
+                    font.clone(),
+                )))
+                .map_err(plot_error)?;
+        }
     }
     chart
         .configure_series_labels()
@@ -1086,6 +1109,7 @@ mod tests {
             },
             Figure::StackedBars {
                 title: "structures".into(),
+                y_label: "features".into(),
                 categories: vec!["digon".into(), "pentagon".into()],
                 bars: vec![StackedBar {
                     label: "S=0.9".into(),
