@@ -387,17 +387,7 @@ mod tests {
     fn run_of(name: &str, mut config: TrainConfig, fits: &[Vec<f32>]) -> RunResult {
         config.sweep.as_mut().unwrap().restarts = fits.len();
         let specs = config.resolve().unwrap();
-        let weights = Weights {
-            instances: fits.len(),
-            features: config.model.features,
-            hidden: 2,
-            w: fits.concat(),
-            b: None,
-            w_dec: None,
-            kind: Some(ModelKind::ReluOutput),
-            kinds: None,
-            config: None,
-        };
+        let weights = Weights::w_only(config.model.features, 2, fits.concat());
         let mut records = instance_records(&weights, Some(&specs), None);
         for r in &mut records {
             r.selected = r.restart == 0;

@@ -529,17 +529,7 @@ mod tests {
     fn canonical_pose_puts_the_odd_feature_up_and_feature_1_right() {
         let w = at(&[200.0, 130.0, 60.0, 0.0, 300.0], 1.0);
         let cfg = config(Profile::Quick);
-        let weights = Weights {
-            instances: 1,
-            features: FEATURES,
-            hidden: 2,
-            w: w.clone(),
-            b: None,
-            w_dec: None,
-            kind: Some(ModelKind::ReluOutput),
-            kinds: None,
-            config: None,
-        };
+        let weights = Weights::w_only(FEATURES, 2, w.clone());
         let records = instance_records(&weights, Some(&cfg.resolve().unwrap()[..1]), None);
         let v = canonical(&w, &records[0]);
         assert!(v[0][0].abs() < 1e-9 && (v[0][1] - 1.0).abs() < 1e-9);
@@ -562,17 +552,8 @@ mod tests {
         let specs = cfg.resolve().unwrap();
         let fits: Vec<(Vec<f32>, f64)> =
             specs.iter().map(|s| fit(s.index / 2, s.restart)).collect();
-        let weights = Weights {
-            instances: specs.len(),
-            features: FEATURES,
-            hidden: 2,
-            w: fits.iter().flat_map(|f| f.0.clone()).collect(),
-            b: None,
-            w_dec: None,
-            kind: Some(ModelKind::ReluOutput),
-            kinds: None,
-            config: None,
-        };
+        let w = fits.iter().flat_map(|f| f.0.clone()).collect();
+        let weights = Weights::w_only(FEATURES, 2, w);
         let mut records = instance_records(&weights, Some(&specs), None);
         for (r, f) in records.iter_mut().zip(&fits) {
             r.selected = r.restart == 0;

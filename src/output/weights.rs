@@ -79,6 +79,31 @@ impl Weights {
         }
     }
 
+    /// ReLU-output weights with `W` only (`[instances][features][hidden]`, no bias): hand-made
+    /// weights for tests and examples.
+    ///
+    /// # Panics
+    /// If `w` is not a whole number of `features × hidden` matrices.
+    pub fn w_only(features: usize, hidden: usize, w: Vec<f32>) -> Self {
+        let len = features * hidden;
+        assert!(
+            len > 0 && w.len().is_multiple_of(len),
+            "W of {} values",
+            w.len()
+        );
+        Weights {
+            instances: w.len() / len,
+            features,
+            hidden,
+            w,
+            b: None,
+            w_dec: None,
+            kind: Some(ModelKind::ReluOutput),
+            kinds: None,
+            config: None,
+        }
+    }
+
     /// `W` of instance `k` (`[features][hidden]`).
     pub fn instance_w(&self, k: usize) -> &[f32] {
         let len = self.features * self.hidden;
