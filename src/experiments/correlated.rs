@@ -176,15 +176,7 @@ impl Outcome {
                 _ => false,
             }
         };
-        let collapsed: Vec<bool> = (0..n / 2)
-            .map(|s| {
-                let norms = [2 * s, 2 * s + 1].map(|i| {
-                    let v = feature(i);
-                    ((v[0] as f64).powi(2) + (v[1] as f64).powi(2)).sqrt()
-                });
-                cos[s] > COLLAPSED_COS && norms.iter().all(|&x| x > 0.3)
-            })
-            .collect();
+        let collapsed: Vec<bool> = (0..n / 2).map(|s| set_collapsed(w, s)).collect();
         let side_by_side = |s: usize| cos[s] > 0.0 && !collapsed[s] && neighbours(2 * s, 2 * s + 1);
         if all_represented && cos.iter().all(|c| c.abs() < ORTHOGONAL_COS) {
             Outcome::Orthogonal
@@ -200,6 +192,18 @@ impl Outcome {
             Outcome::Other
         }
     }
+}
+
+/// Whether the pair `(2s, 2s + 1)` of `w` (`[n][m]`) collapsed onto one direction: both
+/// members there (norm > 0.3) with cos > 0.9, i.e. the model keeps (a+b)/√2.
+fn set_collapsed(w: &[f32], s: usize) -> bool {
+    let m = 2;
+    let (a, b) = (
+        &w[2 * s * m..(2 * s + 1) * m],
+        &w[(2 * s + 1) * m..(2 * s + 2) * m],
+    );
+    let norm = |v: &[f32]| v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    cosine(a, b) > COLLAPSED_COS && norm(a) > 0.3 && norm(b) > 0.3
 }
 
 /// One case's fits: the kept one's outcome and the partners' cosines, and the count of each

@@ -792,6 +792,24 @@ struct ChartData<'a> {
     ranges: ((f64, f64), (f64, f64)),
 }
 
+/// A tick label with at most three significant digits ("0.3", not "0.30000000000000004").
+fn tick_label(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 || !a.is_finite() {
+        return format!("{v}");
+    }
+    if !(1e-2..1e4).contains(&a) {
+        return format!("{v:.0e}");
+    }
+    let decimals = (2 - a.log10().floor() as i32).max(0) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
 fn chart_builder<'a, 'b, DB: DrawingBackend>(
     root: &'a DrawingArea<DB, Shift>,
     title: &str,
@@ -822,19 +840,12 @@ where
         ranges: (x_range, (y0, y1)),
     } = *data;
     let mut chart = chart.map_err(plot_error)?;
-    let fmt = |v: &f64| {
-        let a = v.abs();
-        if a != 0.0 && !(1e-2..1e4).contains(&a) {
-            format!("{v:.0e}")
-        } else {
-            format!("{v}")
-        }
-    };
+    let fmt = |v: &f64| tick_label(*v);
     chart
         .configure_mesh()
         .x_desc(x_label)
         .y_desc(y_label)
-        .x_labels(10)
+        .x_labels(6)
         .y_labels(8)
         .x_label_formatter(&fmt)
         .y_label_formatter(&fmt)
@@ -1014,6 +1025,17 @@ fn draw_stacked<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tick_labels_are_short() {
+        assert_eq!(tick_label(0.30000000000000004), "0.3");
+        assert_eq!(tick_label(0.07), "0.07");
+        assert_eq!(tick_label(2.0), "2");
+        assert_eq!(tick_label(1234.6), "1235");
+        assert_eq!(tick_label(0.0015), "2e-3");
+        assert_eq!(tick_label(-0.25), "-0.25");
+        assert_eq!(tick_label(0.0), "0");
+    }
 
     #[test]
     fn colour_scales_hit_their_anchors() {
