@@ -167,17 +167,7 @@ mod tests {
         sweep.feature_probability = Some(Axis::Values(vec![1.0, 0.2, 0.05]));
         sweep.restarts = 1;
         let specs = cfg.resolve().unwrap();
-        let weights = Weights {
-            instances: 3,
-            features: 5,
-            hidden: 2,
-            w,
-            b: None,
-            w_dec: None,
-            kind: Some(ModelKind::ReluOutput),
-            kinds: None,
-            config: None,
-        };
+        let weights = Weights::w_only(5, 2, w);
         let records = instance_records(&weights, Some(&specs), None);
         let run = RunResult::analysed("intro", None, weights, records);
         verdict(&run)

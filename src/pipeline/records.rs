@@ -143,7 +143,6 @@ fn outcomes(restarts: &[InstanceRecord]) -> Vec<RestartOutcome> {
 mod tests {
     use super::*;
     use crate::config::{SweepConfig, TrainConfig};
-    use crate::model::ModelKind;
     use crate::output::records::describe_outcomes;
 
     /// Unit vectors at these angles (degrees), as `W` rows, padded with zero rows to 5.
@@ -172,17 +171,7 @@ mod tests {
         let mut w = at(&pentagon);
         w.extend(at(&[0.0, 180.0, 90.0, 270.0]));
         w.extend(at(&pentagon));
-        let weights = Weights {
-            instances: 3,
-            features: 5,
-            hidden: 2,
-            w,
-            b: None,
-            w_dec: None,
-            kind: Some(ModelKind::ReluOutput),
-            kinds: None,
-            config: None,
-        };
+        let weights = Weights::w_only(5, 2, w);
         let records = instance_records(&weights, Some(&specs), Some(&[2e-3, 2.4e-3, 1.5e-3]));
         assert!(records[2].selected);
         assert!(records[0].restart_outcomes.is_empty());
