@@ -65,7 +65,7 @@ fn restarts(profile: Profile) -> usize {
 }
 
 /// `sets` pairs of features (0, 1), (2, 3), ... of one kind.
-fn case(name: &str, sets: usize, kind: SetKind, profile: Profile) -> TrainConfig {
+pub(super) fn case(name: &str, sets: usize, kind: SetKind, profile: Profile) -> TrainConfig {
     TrainConfig {
         name: name.into(),
         model: ModelConfig {
@@ -196,7 +196,7 @@ impl Outcome {
 
 /// Whether the pair `(2s, 2s + 1)` of `w` (`[n][m]`) collapsed onto one direction: both
 /// members there (norm > 0.3) with cos > 0.9, i.e. the model keeps (a+b)/√2.
-fn set_collapsed(w: &[f32], s: usize) -> bool {
+pub(super) fn set_collapsed(w: &[f32], s: usize) -> bool {
     let m = 2;
     let (a, b) = (
         &w[2 * s * m..(2 * s + 1) * m],

@@ -4,6 +4,7 @@
 //! its verdict: the paper's "reproduced when", checked against the trained weights with the
 //! measured numbers recorded.
 
+pub mod collapse;
 pub mod correlated;
 pub mod intro;
 pub mod linear_vs_relu;
@@ -106,7 +107,7 @@ pub struct Experiment {
 
 /// Every registered experiment, in paper order.
 pub fn registry() -> &'static [Experiment] {
-    static REGISTRY: [Experiment; 9] = [
+    static REGISTRY: [Experiment; 10] = [
         intro::EXPERIMENT,
         linear_vs_relu::EXPERIMENT,
         sweep_100::EXPERIMENT,
@@ -116,6 +117,7 @@ pub fn registry() -> &'static [Experiment] {
         uniform::GEOMETRY,
         non_uniform::EXPERIMENT,
         correlated::EXPERIMENT,
+        collapse::EXPERIMENT,
     ];
     &REGISTRY
 }
