@@ -6,6 +6,7 @@
 
 pub mod collapse;
 pub mod correlated;
+pub mod dynamics;
 pub mod intro;
 pub mod linear_vs_relu;
 pub mod non_uniform;
@@ -107,7 +108,7 @@ pub struct Experiment {
 
 /// Every registered experiment, in paper order.
 pub fn registry() -> &'static [Experiment] {
-    static REGISTRY: [Experiment; 10] = [
+    static REGISTRY: [Experiment; 11] = [
         intro::EXPERIMENT,
         linear_vs_relu::EXPERIMENT,
         sweep_100::EXPERIMENT,
@@ -118,6 +119,7 @@ pub fn registry() -> &'static [Experiment] {
         non_uniform::EXPERIMENT,
         correlated::EXPERIMENT,
         collapse::EXPERIMENT,
+        dynamics::EXPERIMENT,
     ];
     &REGISTRY
 }

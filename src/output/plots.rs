@@ -74,12 +74,14 @@ pub enum SeriesStyle {
     Dots,
     /// A line with markers (e.g. the best restart per point).
     Line,
+    /// A thin line without markers, for many long series (e.g. a value over training).
+    Trace,
 }
 
 /// One labelled set of points of a [`Figure::Chart`].
 #[derive(Clone, Debug)]
 pub struct Series {
-    /// Legend label.
+    /// Legend label (empty: not in the legend).
     pub label: String,
     /// (x, y) points; points a log axis cannot show (≤ 0, not finite) are skipped.
     pub points: Vec<(f64, f64)>,
@@ -897,12 +899,21 @@ where
                     ))
                     .map_err(plot_error)?
             }
+            SeriesStyle::Trace => chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    colour.mix(0.7).stroke_width(1),
+                ))
+                .map_err(plot_error)?,
         };
+        if s.label.is_empty() {
+            continue;
+        }
         let style = s.style;
         drawn.label(s.label.clone()).legend(move |(x, y)| {
             let element: DynElement<'static, _, _> = match style {
                 SeriesStyle::Dots => Circle::new((x + 8, y), 3, colour.filled()).into_dyn(),
-                SeriesStyle::Line => {
+                SeriesStyle::Line | SeriesStyle::Trace => {
                     PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)).into_dyn()
                 }
             };
@@ -928,14 +939,16 @@ where
     } else {
         SeriesLabelPosition::UpperRight
     };
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font(("sans-serif", 11))
-        .position(place)
-        .draw()
-        .map_err(plot_error)?;
+    if series.iter().any(|s| !s.label.is_empty()) {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .label_font(("sans-serif", 11))
+            .position(place)
+            .draw()
+            .map_err(plot_error)?;
+    }
     Ok(())
 }
 
