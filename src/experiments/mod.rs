@@ -8,6 +8,7 @@ pub mod collapse;
 pub mod correlated;
 pub mod intro;
 pub mod linear_vs_relu;
+pub mod local_bases;
 pub mod non_uniform;
 pub mod phase;
 pub mod sweep_100;
@@ -107,7 +108,7 @@ pub struct Experiment {
 
 /// Every registered experiment, in paper order.
 pub fn registry() -> &'static [Experiment] {
-    static REGISTRY: [Experiment; 10] = [
+    static REGISTRY: [Experiment; 11] = [
         intro::EXPERIMENT,
         linear_vs_relu::EXPERIMENT,
         sweep_100::EXPERIMENT,
@@ -117,6 +118,7 @@ pub fn registry() -> &'static [Experiment] {
         uniform::GEOMETRY,
         non_uniform::EXPERIMENT,
         correlated::EXPERIMENT,
+        local_bases::EXPERIMENT,
         collapse::EXPERIMENT,
     ];
     &REGISTRY
