@@ -16,7 +16,11 @@
 //! 6×; at 0.1 and denser the blocks blur (0.065, largest 0.26, 2×) and a feature or two drops
 //! out. 4 restarts (`paper`: 10), the lowest-loss one kept; the notebook's optimiser and
 //! 10,000 steps. The verdict asks for at least 15 of 20 features represented, a same-set mean
-//! ≤ 0.03 with no pair above 0.2, and a between-set mean at least 5× the same-set one.
+//! ≤ 0.02 with no pair above 0.1, and a between-set mean at least 10× the same-set one: over
+//! seeds 1..20 the kept fits measure 20 represented, same-set mean 0.003–0.006 (largest pair
+//! 0.020) and a ratio of 34–60×, so every threshold has a margin of three or more; a single
+//! restart reaches the same (ratio 36–53×). At density 0.05 the verdict would fail (mean
+//! 0.033, 6×): the diagonal blocks are visibly less clean there.
 
 use super::{Experiment, Profile};
 use crate::analysis::metrics::gram;
@@ -58,12 +62,12 @@ const SET_PROBABILITY: f64 = 0.02;
 /// In superposition: at least this many features represented (‖W_i‖ > 0.5) in m = 10.
 const MIN_REPRESENTED: usize = 15;
 /// A local basis: mean |(WᵀW)_ij| over same-set pairs i ≠ j at most this.
-const WITHIN_MEAN: f64 = 0.03;
+const WITHIN_MEAN: f64 = 0.02;
 /// ... and no same-set pair above this.
-const WITHIN_MAX: f64 = 0.2;
+const WITHIN_MAX: f64 = 0.1;
 /// The interference goes between the sets: their mean |(WᵀW)_ij| at least this many times the
 /// same-set one.
-const RATIO: f64 = 5.0;
+const RATIO: f64 = 10.0;
 
 fn restarts(profile: Profile) -> usize {
     match profile {
