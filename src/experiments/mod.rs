@@ -9,6 +9,7 @@ pub mod correlated;
 pub mod dynamics;
 pub mod intro;
 pub mod linear_vs_relu;
+pub mod local_bases;
 pub mod non_uniform;
 pub mod phase;
 pub mod sweep_100;
@@ -118,6 +119,7 @@ pub fn registry() -> &'static [Experiment] {
         uniform::GEOMETRY,
         non_uniform::EXPERIMENT,
         correlated::EXPERIMENT,
+        local_bases::EXPERIMENT,
         collapse::EXPERIMENT,
         dynamics::EXPERIMENT,
     ];

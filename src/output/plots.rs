@@ -43,6 +43,9 @@ pub struct GramPanel {
     pub gram: Vec<f64>,
     /// Bias per feature (drawn as the last column), if known.
     pub bias: Option<Vec<f64>>,
+    /// Feature indices where a new group (e.g. a correlated set) starts, drawn as lines
+    /// across the matrix; empty for none.
+    pub boundaries: Vec<usize>,
 }
 
 /// One phase diagram: a grid of cells over two log axes, coloured by phase.
@@ -469,6 +472,17 @@ fn draw_gram<DB: DrawingBackend>(
             )
         }))
         .map_err(plot_error)?;
+    // Group boundaries: a horizontal and a vertical line across the n x n block each.
+    let edge = n as f64;
+    for &k in p.boundaries.iter().filter(|&&k| k > 0 && k < n) {
+        let at = k as f64;
+        chart
+            .draw_series([
+                PathElement::new(vec![(0.0, at), (edge, at)], BLACK.stroke_width(2)),
+                PathElement::new(vec![(at, 0.0), (at, edge)], BLACK.stroke_width(2)),
+            ])
+            .map_err(plot_error)?;
+    }
     if let Some(b) = &p.bias {
         let x = (n + 1) as f64;
         chart
@@ -1084,6 +1098,7 @@ mod tests {
                     title: "WᵀW".into(),
                     gram: vec![1.0, -1.0, -1.0, 1.0],
                     bias: Some(vec![0.1, -0.1]),
+                    boundaries: vec![1],
                 }],
                 columns: 2,
             },

@@ -102,6 +102,7 @@ pub fn gram_figure(run: &RunResult) -> Figure {
                 .weights
                 .instance_b(r.position)
                 .map(|b| b.iter().map(|&v| v as f64).collect()),
+            boundaries: Vec::new(),
         })
         .collect();
     Figure::GramHeatmaps { panels, columns: 4 }
