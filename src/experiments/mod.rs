@@ -7,6 +7,7 @@
 pub mod collapse;
 pub mod correlated;
 pub mod dynamics;
+pub mod dynamics_correlated;
 pub mod intro;
 pub mod linear_vs_relu;
 pub mod local_bases;
@@ -109,7 +110,7 @@ pub struct Experiment {
 
 /// Every registered experiment, in paper order.
 pub fn registry() -> &'static [Experiment] {
-    static REGISTRY: [Experiment; 11] = [
+    static REGISTRY: [Experiment; 13] = [
         intro::EXPERIMENT,
         linear_vs_relu::EXPERIMENT,
         sweep_100::EXPERIMENT,
@@ -122,8 +123,36 @@ pub fn registry() -> &'static [Experiment] {
         local_bases::EXPERIMENT,
         collapse::EXPERIMENT,
         dynamics::EXPERIMENT,
+        dynamics_correlated::EXPERIMENT,
     ];
     &REGISTRY
+}
+
+/// The loss of `record`'s model on the evaluation stream of instance `common`: restarts of one
+/// sweep point evaluated on one sample differ by their models, not by the draw (`specs` are the
+/// run's resolved instances; `None` without a config).
+pub(crate) fn common_sample_loss(
+    run: &RunResult,
+    specs: Option<&[crate::config::InstanceSpec]>,
+    record: &crate::output::records::InstanceRecord,
+    common: usize,
+) -> Option<f64> {
+    let config = run.config.as_ref()?;
+    let mut spec = specs?.iter().find(|s| s.index == record.index)?.clone();
+    spec.index = common;
+    let shape = crate::model::Shape {
+        kind: spec.kind,
+        ..config.shape()
+    };
+    let params = run.weights.instance_params(record.position, &shape)?;
+    let batches = crate::train::eval_batches(config.train.batch_size);
+    Some(crate::train::evaluate(
+        shape,
+        &config.train,
+        &spec,
+        &params,
+        batches,
+    ))
 }
 
 /// The experiment called `name`.

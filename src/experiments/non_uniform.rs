@@ -20,7 +20,7 @@
 //! figure); with cosine decay over 20,000 steps the curves cross at the same place, so this
 //! is the optimum of this setup, not under-training.
 
-use super::{Experiment, Profile};
+use super::{common_sample_loss, Experiment, Profile};
 use crate::analysis::geometry::PlaneGeometry;
 use crate::analysis::verdict::{fmt_list, Check, Verdict};
 use crate::config::{
@@ -31,7 +31,6 @@ use crate::model::ModelKind;
 use crate::output::plots::{ArrowPanel, Figure, Mark, Series, SeriesStyle};
 use crate::output::records::InstanceRecord;
 use crate::pipeline::RunResult;
-use crate::train::{eval_batches, evaluate};
 use rayon::prelude::*;
 
 /// The registry entry.
@@ -202,25 +201,6 @@ fn points(run: &RunResult) -> Vec<Point<'_>> {
             }
         })
         .collect()
-}
-
-/// The loss of `record`'s model on the evaluation stream of instance `common`.
-fn common_sample_loss(
-    run: &RunResult,
-    specs: Option<&[crate::config::InstanceSpec]>,
-    record: &InstanceRecord,
-    common: usize,
-) -> Option<f64> {
-    let config = run.config.as_ref()?;
-    let mut spec = specs?.iter().find(|s| s.index == record.index)?.clone();
-    spec.index = common;
-    let shape = crate::model::Shape {
-        kind: spec.kind,
-        ..config.shape()
-    };
-    let params = run.weights.instance_params(record.position, &shape)?;
-    let batches = eval_batches(config.train.batch_size);
-    Some(evaluate(shape, &config.train, &spec, &params, batches))
 }
 
 /// Where the best-pentagon loss stops being below the best-digons loss, scanning from dense
