@@ -270,7 +270,7 @@ mod tests {
     }
 
     /// The measured staircase over the 13 quick densities (0.7 → 0.01).
-    const MEASURED: [usize; 13] = [3, 3, 2, 3, 2, 1, 1, 0, 0, 0, 0, 0, 0];
+    const MEASURED: [usize; 13] = [3, 3, 3, 3, 2, 1, 1, 0, 0, 0, 0, 0, 0];
 
     #[test]
     fn the_measured_staircase_passes() {

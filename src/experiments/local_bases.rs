@@ -155,7 +155,7 @@ fn verdict(run: &RunResult) -> Verdict {
     let b = Blocks::of(run.w(kept));
     let checks = vec![
         Check {
-            name: format!("in superposition: more than m = {HIDDEN} features represented"),
+            name: format!("in superposition: at least {MIN_REPRESENTED} features represented in m = {HIDDEN} dimensions"),
             passed: kept.represented >= MIN_REPRESENTED,
             measured: format!("{} of {FEATURES} with ‖W_i‖ > 0.5", kept.represented),
             expected: format!("at least {MIN_REPRESENTED}"),
