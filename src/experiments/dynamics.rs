@@ -458,6 +458,11 @@ mod tests {
     /// Judge a hand-made run of n = 2, m = 2 over 10,000 steps: `degrees(t)` places the two
     /// features (norm 1) at time `t` in [0, 1]; `loss(t)` is the training loss.
     fn judge(degrees: impl Fn(f64) -> Vec<f64>, loss: impl Fn(f64) -> f64) -> Verdict {
+        verdict(&run_of(degrees, loss))
+    }
+
+    /// The hand-made run `judge` judges.
+    fn run_of(degrees: impl Fn(f64) -> Vec<f64>, loss: impl Fn(f64) -> f64) -> RunResult {
         let mut cfg = config(Profile::Quick);
         cfg.model.features = 2;
         cfg.model.hidden = 2;
@@ -504,7 +509,7 @@ mod tests {
             elapsed: Duration::ZERO,
             variant: KernelVariant::Portable,
         });
-        verdict(&run)
+        run
     }
 
     /// An antipodal pair that turns into two orthogonal features (D_i 1/2 → 1) between t0
@@ -547,6 +552,10 @@ mod tests {
         let cfg = config(Profile::Quick);
         let weights = Weights::w_only(4, 2, plane_weights(&[0.0, 90.0, 180.0, 270.0], 1.0));
         let run = RunResult::analysed("dynamics", Some(cfg), weights, Vec::new());
+        assert!(!verdict(&run).reproduced);
+        // Trained, but without snapshots.
+        let mut run = run_of(pair_splitting(0.3), drop_at(0.3));
+        run.trained.as_mut().unwrap().snapshots.clear();
         assert!(!verdict(&run).reproduced);
     }
 
