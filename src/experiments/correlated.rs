@@ -18,15 +18,11 @@
 //! order with a positive cosine: in the trained hexagons the partners are 64° apart and the
 //! next set 56° away, so "nearest neighbour" would call the paper's picture a failure.
 
-use super::{Experiment, Profile, Stages};
+use super::{sets_config, Experiment, Profile, Stages};
 use crate::analysis::geometry::{cosine, PlaneGeometry};
 use crate::analysis::verdict::{Check, Verdict};
-use crate::config::{
-    DataConfig, ImportanceSpec, ModelConfig, PerFeature, SetConfig, SweepConfig, TrainConfig,
-    TrainSettings,
-};
+use crate::config::TrainConfig;
 use crate::data::sampler::SetKind;
-use crate::model::ModelKind;
 use crate::output::plots::{ArrowPanel, Figure, StackedBar};
 use crate::pipeline::RunResult;
 
@@ -66,32 +62,7 @@ fn restarts(profile: Profile) -> usize {
 
 /// `sets` pairs of features (0, 1), (2, 3), ... of one kind.
 pub(super) fn case(name: &str, sets: usize, kind: SetKind, profile: Profile) -> TrainConfig {
-    TrainConfig {
-        name: name.into(),
-        model: ModelConfig {
-            kind: ModelKind::ReluOutput,
-            features: 2 * sets,
-            hidden: 2,
-        },
-        train: TrainSettings::default(),
-        data: DataConfig {
-            feature_probability: PerFeature::All(SET_PROBABILITY),
-            importance: ImportanceSpec::All(1.0),
-            sets: (0..sets)
-                .map(|s| SetConfig {
-                    kind,
-                    features: vec![2 * s, 2 * s + 1],
-                    probability: Default::default(),
-                })
-                .collect(),
-            ..DataConfig::default()
-        },
-        sweep: Some(SweepConfig {
-            restarts: restarts(profile),
-            ..SweepConfig::default()
-        }),
-        instances: Vec::new(),
-    }
+    sets_config(name, (sets, 2, kind), 2, SET_PROBABILITY, restarts(profile))
 }
 
 fn config(profile: Profile) -> TrainConfig {

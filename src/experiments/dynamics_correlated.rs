@@ -19,16 +19,12 @@
 //! restarts ends in the cross-set octahedron (at 1 − S = 0.03 too; at 0.3 the six features
 //! are not antipodal).
 
-use super::{Experiment, Profile};
+use super::{sets_config, Experiment, Profile};
 use crate::analysis::geometry::cosine;
 use crate::analysis::metrics::gram;
 use crate::analysis::verdict::{Check, Verdict};
-use crate::config::{
-    DataConfig, ImportanceSpec, ModelConfig, PerFeature, SetConfig, Snapshots, Spacing,
-    SweepConfig, TrainConfig, TrainSettings,
-};
+use crate::config::{Snapshots, Spacing, TrainConfig};
 use crate::data::sampler::SetKind;
-use crate::model::ModelKind;
 use crate::output::plots::{Figure, GramPanel, Mark, Series, SeriesStyle};
 use crate::output::records::InstanceRecord;
 use crate::pipeline::RunResult;
@@ -78,38 +74,18 @@ fn config(profile: Profile) -> TrainConfig {
         Profile::Quick => 10,
         Profile::Paper => 20,
     };
-    TrainConfig {
-        name: "dynamics-correlated".into(),
-        model: ModelConfig {
-            kind: ModelKind::ReluOutput,
-            features: FEATURES,
-            hidden: HIDDEN,
-        },
-        train: TrainSettings {
-            snapshots: Some(Snapshots::Spaced {
-                count: 100,
-                spacing: Spacing::Log,
-            }),
-            ..TrainSettings::default()
-        },
-        data: DataConfig {
-            feature_probability: PerFeature::All(SET_PROBABILITY),
-            importance: ImportanceSpec::All(1.0),
-            sets: (0..SETS)
-                .map(|s| SetConfig {
-                    kind: SetKind::Correlated,
-                    features: (s * PER_SET..(s + 1) * PER_SET).collect(),
-                    probability: Default::default(),
-                })
-                .collect(),
-            ..DataConfig::default()
-        },
-        sweep: Some(SweepConfig {
-            restarts,
-            ..SweepConfig::default()
-        }),
-        instances: Vec::new(),
-    }
+    let mut c = sets_config(
+        "dynamics-correlated",
+        (SETS, PER_SET, SetKind::Correlated),
+        HIDDEN,
+        SET_PROBABILITY,
+        restarts,
+    );
+    c.train.snapshots = Some(Snapshots::Spaced {
+        count: 100,
+        spacing: Spacing::Log,
+    });
+    c
 }
 
 /// Feature `i` of `w` (`[n][m]`).
@@ -372,7 +348,7 @@ fn figures(run: &RunResult) -> Vec<(String, Figure)> {
 mod tests {
     use super::*;
     use crate::model::cpu::KernelVariant;
-    use crate::model::Shape;
+    use crate::model::{ModelKind, Shape};
     use crate::output::weights::Weights;
     use crate::pipeline::instance_records;
     use crate::train::{Snapshot, Trained};

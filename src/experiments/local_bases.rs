@@ -22,15 +22,11 @@
 //! restart reaches the same (ratio 36–53×). At density 0.05 the verdict would fail (mean
 //! 0.033, 6×): the diagonal blocks are visibly less clean there.
 
-use super::{Experiment, Profile};
+use super::{sets_config, Experiment, Profile};
 use crate::analysis::metrics::gram;
 use crate::analysis::verdict::{Check, Verdict};
-use crate::config::{
-    DataConfig, ImportanceSpec, ModelConfig, PerFeature, SetConfig, SweepConfig, TrainConfig,
-    TrainSettings,
-};
+use crate::config::TrainConfig;
 use crate::data::sampler::SetKind;
-use crate::model::ModelKind;
 use crate::output::plots::{Figure, GramPanel};
 use crate::pipeline::{bars_figure, RunResult};
 
@@ -77,32 +73,13 @@ fn restarts(profile: Profile) -> usize {
 }
 
 fn config(profile: Profile) -> TrainConfig {
-    TrainConfig {
-        name: "local-bases".into(),
-        model: ModelConfig {
-            kind: ModelKind::ReluOutput,
-            features: FEATURES,
-            hidden: HIDDEN,
-        },
-        train: TrainSettings::default(),
-        data: DataConfig {
-            feature_probability: PerFeature::All(SET_PROBABILITY),
-            importance: ImportanceSpec::All(1.0),
-            sets: (0..SETS)
-                .map(|s| SetConfig {
-                    kind: SetKind::Correlated,
-                    features: (s * SET_SIZE..(s + 1) * SET_SIZE).collect(),
-                    probability: Default::default(),
-                })
-                .collect(),
-            ..DataConfig::default()
-        },
-        sweep: Some(SweepConfig {
-            restarts: restarts(profile),
-            ..SweepConfig::default()
-        }),
-        instances: Vec::new(),
-    }
+    sets_config(
+        "local-bases",
+        (SETS, SET_SIZE, SetKind::Correlated),
+        HIDDEN,
+        SET_PROBABILITY,
+        restarts(profile),
+    )
 }
 
 /// Off-diagonal |WᵀW| of one fit, split by whether the pair shares a set.

@@ -19,7 +19,12 @@ pub mod uniform;
 mod verdict_failures;
 
 use crate::analysis::Verdict;
-use crate::config::{SweepConfig, TrainConfig};
+use crate::config::{
+    DataConfig, ImportanceSpec, ModelConfig, PerFeature, SetConfig, SweepConfig, TrainConfig,
+    TrainSettings,
+};
+use crate::data::sampler::SetKind;
+use crate::model::ModelKind;
 use crate::output::plots::Figure;
 use crate::output::records::PaperClaim;
 use crate::pipeline::{train_run, RunResult};
@@ -153,6 +158,45 @@ pub(crate) fn common_sample_loss(
         &params,
         batches,
     ))
+}
+
+/// The config the feature-set experiments share: a ReLU-output model with `sets` consecutive
+/// sets of `size` features of one `kind` (features 0..size, size..2·size, ...), importance 1,
+/// each set active with probability `p`, `hidden` dimensions, the notebook's optimiser, and
+/// `restarts` restarts.
+pub(crate) fn sets_config(
+    name: &str,
+    (sets, size, kind): (usize, usize, SetKind),
+    hidden: usize,
+    p: f64,
+    restarts: usize,
+) -> TrainConfig {
+    TrainConfig {
+        name: name.into(),
+        model: ModelConfig {
+            kind: ModelKind::ReluOutput,
+            features: sets * size,
+            hidden,
+        },
+        train: TrainSettings::default(),
+        data: DataConfig {
+            feature_probability: PerFeature::All(p),
+            importance: ImportanceSpec::All(1.0),
+            sets: (0..sets)
+                .map(|s| SetConfig {
+                    kind,
+                    features: (s * size..(s + 1) * size).collect(),
+                    probability: Default::default(),
+                })
+                .collect(),
+            ..DataConfig::default()
+        },
+        sweep: Some(SweepConfig {
+            restarts,
+            ..SweepConfig::default()
+        }),
+        instances: Vec::new(),
+    }
 }
 
 /// The experiment called `name`.
