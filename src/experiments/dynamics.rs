@@ -24,11 +24,7 @@
 use super::{Experiment, Profile};
 use crate::analysis::metrics::{FeatureMetrics, REPRESENTED_NORM};
 use crate::analysis::verdict::{Check, Verdict};
-use crate::config::{
-    DataConfig, ImportanceSpec, ModelConfig, PerFeature, Snapshots, Spacing, SweepConfig,
-    TrainConfig, TrainSettings,
-};
-use crate::model::ModelKind;
+use crate::config::{PerFeature, Snapshots, Spacing, SweepConfig, TrainConfig};
 use crate::output::plots::{Figure, Mark, Series, SeriesStyle};
 use crate::pipeline::RunResult;
 
@@ -45,8 +41,7 @@ pub const EXPERIMENT: Experiment = Experiment {
     verdict,
 };
 
-const FEATURES: usize = 400;
-const HIDDEN: usize = 30;
+/// Density of every feature: 1/(1−S) ≈ 3.3, on the D* = 1/2 plateau of `uniform`.
 const DENSITY: f64 = 0.3;
 
 /// The sticky values of D_i, and how close counts as on one.
@@ -72,29 +67,17 @@ fn config(profile: Profile) -> TrainConfig {
         Profile::Quick => (5_000, 125),
         Profile::Paper => (20_000, 400),
     };
-    TrainConfig {
-        name: "dynamics".into(),
-        model: ModelConfig {
-            kind: ModelKind::ReluOutput,
-            features: FEATURES,
-            hidden: HIDDEN,
-        },
-        train: TrainSettings {
-            steps,
-            snapshots: Some(Snapshots::Spaced {
-                count: snapshots,
-                spacing: Spacing::Linear,
-            }),
-            ..TrainSettings::default()
-        },
-        data: DataConfig {
-            feature_probability: PerFeature::All(DENSITY),
-            importance: ImportanceSpec::All(1.0),
-            ..DataConfig::default()
-        },
-        sweep: Some(SweepConfig::default()),
-        instances: Vec::new(),
-    }
+    // The `uniform` model, at one density, with snapshots.
+    let mut c = super::uniform::config(profile);
+    c.name = "dynamics".into();
+    c.train.steps = steps;
+    c.train.snapshots = Some(Snapshots::Spaced {
+        count: snapshots,
+        spacing: Spacing::Linear,
+    });
+    c.data.feature_probability = PerFeature::All(DENSITY);
+    c.sweep = Some(SweepConfig::default());
+    c
 }
 
 /// The sticky value a feature of dimensionality `d` and norm `norm` sits on, if any (a
@@ -449,7 +432,7 @@ mod tests {
     use super::*;
     use crate::analysis::geometry::plane_weights;
     use crate::model::cpu::KernelVariant;
-    use crate::model::Shape;
+    use crate::model::{ModelKind, Shape};
     use crate::output::weights::Weights;
     use crate::pipeline::instance_records;
     use crate::train::{Snapshot, Trained};

@@ -75,7 +75,8 @@ const PLATEAU: f64 = 0.04;
 /// How close a D_i must be to a reference value to count as sitting on it.
 const ON_LINE: f64 = 0.02;
 
-fn config(profile: Profile) -> TrainConfig {
+/// The uniform model and its sweep (also the base of `dynamics`).
+pub(super) fn config(profile: Profile) -> TrainConfig {
     let (steps, levels, sparsest) = match profile {
         Profile::Quick => (4_000, 12, 0.1),
         Profile::Paper => (10_000, 40, 0.001),
