@@ -3,8 +3,10 @@
 //! Everything here takes `W` in the notebook layout (`[n][m]`, row `i` = `W_i`) and works in
 //! f64, so it applies equally to weights trained here and weights loaded from a file.
 
+pub mod adversarial;
 pub mod geometry;
 pub mod metrics;
+pub mod neurons;
 
 pub use geometry::{describe_geometry, PlaneGeometry};
 pub use metrics::{FeatureMetrics, REPRESENTED_NORM};

@@ -4,7 +4,10 @@
 //! its verdict: the paper's "reproduced when", checked against the trained weights with the
 //! measured numbers recorded.
 
+pub mod adversarial;
 pub mod collapse;
+pub mod computation;
+pub mod computation_sweep;
 pub mod correlated;
 pub mod dynamics;
 pub mod dynamics_correlated;
@@ -13,6 +16,7 @@ pub mod linear_vs_relu;
 pub mod local_bases;
 pub mod non_uniform;
 pub mod phase;
+pub mod privileged_basis;
 pub mod sweep_100;
 pub mod uniform;
 #[cfg(test)]
@@ -115,7 +119,7 @@ pub struct Experiment {
 
 /// Every registered experiment, in paper order.
 pub fn registry() -> &'static [Experiment] {
-    static REGISTRY: [Experiment; 13] = [
+    static REGISTRY: [Experiment; 17] = [
         intro::EXPERIMENT,
         linear_vs_relu::EXPERIMENT,
         sweep_100::EXPERIMENT,
@@ -129,6 +133,10 @@ pub fn registry() -> &'static [Experiment] {
         collapse::EXPERIMENT,
         dynamics::EXPERIMENT,
         dynamics_correlated::EXPERIMENT,
+        adversarial::EXPERIMENT,
+        privileged_basis::EXPERIMENT,
+        computation::EXPERIMENT,
+        computation_sweep::EXPERIMENT,
     ];
     &REGISTRY
 }
@@ -192,6 +200,41 @@ pub(crate) fn sets_config(
             ..DataConfig::default()
         },
         sweep: Some(SweepConfig {
+            restarts,
+            ..SweepConfig::default()
+        }),
+        instances: Vec::new(),
+    }
+}
+
+/// The config of a sweep over feature densities: a `kind` model of `features` × `hidden`,
+/// importance `decay`^i, one point per density in `densities`, `restarts` restarts each,
+/// `steps` steps and otherwise the notebook's optimiser.
+pub(crate) fn density_sweep_config(
+    name: &str,
+    (kind, features, hidden): (ModelKind, usize, usize),
+    decay: f64,
+    densities: &[f64],
+    (steps, restarts): (u64, usize),
+) -> TrainConfig {
+    TrainConfig {
+        name: name.into(),
+        model: ModelConfig {
+            kind,
+            features,
+            hidden,
+        },
+        train: TrainSettings {
+            steps,
+            ..TrainSettings::default()
+        },
+        data: DataConfig {
+            feature_probability: PerFeature::All(1.0),
+            importance: ImportanceSpec::Decay { decay },
+            ..DataConfig::default()
+        },
+        sweep: Some(SweepConfig {
+            feature_probability: Some(crate::config::Axis::Values(densities.to_vec())),
             restarts,
             ..SweepConfig::default()
         }),

@@ -48,6 +48,38 @@ pub struct GramPanel {
     pub boundaries: Vec<usize>,
 }
 
+/// One panel of per-neuron stacked bars: each neuron's incoming weights, one block per
+/// feature, positive weights stacked up from the axis and negative ones down.
+#[derive(Clone, Debug)]
+pub struct NeuronPanel {
+    /// Panel title.
+    pub title: String,
+    /// Incoming weights per neuron, in drawing order: `weights[k][i]` is feature i's weight
+    /// on the k-th neuron drawn.
+    pub weights: Vec<Vec<f64>>,
+    /// Label under each neuron's bar (its index in the model).
+    pub labels: Vec<String>,
+    /// Colour value per feature in [0, 1] (e.g. importance relative to the largest).
+    pub shade: Vec<f64>,
+}
+
+/// One panel of a matrix heatmap (e.g. W₁ of the |x| model), coloured on [−scale, scale].
+#[derive(Clone, Debug)]
+pub struct MatrixPanel {
+    /// Panel title.
+    pub title: String,
+    /// Number of rows.
+    pub rows: usize,
+    /// Row-major values, `rows × cols`.
+    pub values: Vec<f64>,
+    /// The value drawn in full colour (values beyond it are clamped).
+    pub scale: f64,
+    /// What the rows are (left axis label).
+    pub row_label: String,
+    /// What the columns are (bottom axis label).
+    pub col_label: String,
+}
+
 /// One phase diagram: a grid of cells over two log axes, coloured by phase.
 #[derive(Clone, Debug)]
 pub struct PhasePanel {
@@ -174,6 +206,20 @@ pub enum Figure {
         /// Panels per row.
         columns: usize,
     },
+    /// Per-neuron stacked bars of incoming weights, one panel per instance.
+    NeuronBars {
+        /// Panels, in order.
+        panels: Vec<NeuronPanel>,
+        /// Panels per row.
+        columns: usize,
+    },
+    /// Matrix heatmaps with the values written in small matrices, one panel each.
+    Matrices {
+        /// Panels, in order.
+        panels: Vec<MatrixPanel>,
+        /// Panels per row.
+        columns: usize,
+    },
     /// Labelled series of points or lines on linear or log axes, with vertical marks.
     Chart {
         /// Title above the plot.
@@ -212,6 +258,12 @@ impl Figure {
             Figure::FeatureArrows { panels, columns } => grid(panels.len(), *columns, 240, 260),
             Figure::NormBars { panels, columns } => grid(panels.len(), *columns, 320, 240),
             Figure::GramHeatmaps { panels, columns } => grid(panels.len(), *columns, 280, 300),
+            Figure::NeuronBars { panels, columns } => {
+                let neurons = panels.iter().map(|p| p.weights.len()).max().unwrap_or(1);
+                let width = (120 + 14 * neurons as u32).clamp(260, 760);
+                grid(panels.len(), *columns, width, 280)
+            }
+            Figure::Matrices { panels, columns } => grid(panels.len(), *columns, 340, 260),
             Figure::LossCurves { .. } | Figure::LogX { .. } | Figure::Chart { .. } => (800, 480),
             Figure::StackedBars { bars, .. } => ((300 + 40 * bars.len() as u32).max(700), 480),
             Figure::PhaseDiagrams { panels, .. } => (420 * panels.len().max(1) as u32, 440),
@@ -315,6 +367,16 @@ fn draw<DB: DrawingBackend>(figure: &Figure, root: &DrawingArea<DB, Shift>) -> a
         Figure::GramHeatmaps { panels, columns } => {
             for (area, p) in grid(root, panels.len(), *columns).iter().zip(panels) {
                 draw_gram(area, p)?;
+            }
+        }
+        Figure::NeuronBars { panels, columns } => {
+            for (area, p) in grid(root, panels.len(), *columns).iter().zip(panels) {
+                draw_neurons(area, p)?;
+            }
+        }
+        Figure::Matrices { panels, columns } => {
+            for (area, p) in grid(root, panels.len(), *columns).iter().zip(panels) {
+                draw_matrix(area, p)?;
             }
         }
         Figure::LossCurves { steps, series } => draw_loss(root, steps, series)?,
@@ -491,6 +553,132 @@ fn draw_gram<DB: DrawingBackend>(
                     [(x, i as f64), (x + 1.0, i as f64 + 1.0)],
                     diverging(v).filled(),
                 )
+            }))
+            .map_err(plot_error)?;
+    }
+    Ok(())
+}
+
+fn draw_neurons<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    p: &NeuronPanel,
+) -> anyhow::Result<()> {
+    let k = p.weights.len().max(1);
+    let up = |w: &[f64]| w.iter().filter(|v| **v > 0.0).sum::<f64>();
+    let down = |w: &[f64]| w.iter().filter(|v| **v < 0.0).map(|v| -v).sum::<f64>();
+    let top = p.weights.iter().map(|w| up(w)).fold(0.5f64, f64::max) * 1.08;
+    let bottom = p.weights.iter().map(|w| down(w)).fold(0.0f64, f64::max) * 1.08;
+    let mut chart = ChartBuilder::on(area)
+        .caption(&p.title, ("sans-serif", 13))
+        .margin(8)
+        .x_label_area_size(24)
+        .y_label_area_size(38)
+        .build_cartesian_2d(-0.5..k as f64 - 0.5, -bottom..top)
+        .map_err(plot_error)?;
+    // Bar j is centred on x = j, so whole-number ticks carry the neuron labels.
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .max_light_lines(0)
+        .x_desc("neuron")
+        .y_desc("weight")
+        .x_labels(k.min(40))
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() > 1e-6 || *x < 0.0 {
+                return String::new();
+            }
+            p.labels
+                .get(x.round() as usize)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .label_style(("sans-serif", 10))
+        .axis_desc_style(("sans-serif", 11))
+        .draw()
+        .map_err(plot_error)?;
+    let mut blocks = Vec::new();
+    for (j, w) in p.weights.iter().enumerate() {
+        let (mut above, mut below) = (0.0f64, 0.0f64);
+        let x = j as f64 - 0.5;
+        for (i, &v) in w.iter().enumerate() {
+            let colour = viridis(p.shade.get(i).copied().unwrap_or(0.0));
+            let (from, to) = if v >= 0.0 {
+                above += v;
+                (above - v, above)
+            } else {
+                below += v;
+                (below - v, below)
+            };
+            if from != to {
+                blocks.push(Rectangle::new(
+                    [(x + 0.12, from), (x + 0.88, to)],
+                    colour.filled(),
+                ));
+            }
+        }
+    }
+    chart.draw_series(blocks).map_err(plot_error)?;
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(-0.5, 0.0), (k as f64 - 0.5, 0.0)],
+            BLACK.stroke_width(1),
+        )))
+        .map_err(plot_error)?;
+    Ok(())
+}
+
+fn draw_matrix<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    p: &MatrixPanel,
+) -> anyhow::Result<()> {
+    let rows = p.rows.max(1);
+    let cols = (p.values.len() / rows).max(1);
+    let mut chart = ChartBuilder::on(area)
+        .caption(&p.title, ("sans-serif", 13))
+        .margin(8)
+        .x_label_area_size(24)
+        .y_label_area_size(30)
+        .build_cartesian_2d(-0.5..cols as f64 - 0.5, rows as f64 - 0.5..-0.5)
+        .map_err(plot_error)?;
+    // Cell (i, j) is centred on (j, i), so whole-number ticks name rows and columns.
+    let index = |v: &f64| {
+        if (v - v.round()).abs() < 1e-6 {
+            format!("{:.0}", v.round())
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(p.col_label.as_str())
+        .y_desc(p.row_label.as_str())
+        .x_labels(cols.min(20))
+        .y_labels(rows.min(20))
+        .x_label_formatter(&index)
+        .y_label_formatter(&index)
+        .label_style(("sans-serif", 10))
+        .axis_desc_style(("sans-serif", 11))
+        .draw()
+        .map_err(plot_error)?;
+    let scale = if p.scale > 0.0 { p.scale } else { 1.0 };
+    chart
+        .draw_series(p.values.iter().enumerate().map(|(k, &v)| {
+            let (i, j) = ((k / cols) as f64, (k % cols) as f64);
+            Rectangle::new(
+                [(j - 0.5, i - 0.5), (j + 0.5, i + 0.5)],
+                diverging(v / scale).filled(),
+            )
+        }))
+        .map_err(plot_error)?;
+    // Small matrices get their values written in the cells.
+    if p.values.len() <= 64 {
+        let font = TextStyle::from(("sans-serif", 11).into_font())
+            .pos(Pos::new(HPos::Center, VPos::Center));
+        chart
+            .draw_series(p.values.iter().enumerate().map(|(k, &v)| {
+                let (i, j) = ((k / cols) as f64, (k % cols) as f64);
+                Text::new(format!("{v:.2}"), (j, i), font.clone())
             }))
             .map_err(plot_error)?;
     }
@@ -1165,6 +1353,26 @@ mod tests {
                     label: "S=0.9".into(),
                     counts: vec![20.0, 5.0],
                 }],
+            },
+            Figure::NeuronBars {
+                panels: vec![NeuronPanel {
+                    title: "neurons".into(),
+                    weights: vec![vec![1.0, -0.5, 0.0], vec![0.7, 0.7, -1.2]],
+                    labels: vec!["3".into(), "0".into()],
+                    shade: vec![1.0, 0.5, 0.0],
+                }],
+                columns: 2,
+            },
+            Figure::Matrices {
+                panels: vec![MatrixPanel {
+                    title: "W₁".into(),
+                    rows: 2,
+                    values: vec![1.0, -1.0, 0.0, 0.5, 0.25, -0.3],
+                    scale: 1.0,
+                    row_label: "neuron".into(),
+                    col_label: "feature".into(),
+                }],
+                columns: 1,
             },
             Figure::PhaseDiagrams {
                 panels: vec![PhasePanel {

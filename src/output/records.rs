@@ -149,16 +149,29 @@ pub struct RestartOutcome {
     pub kept: bool,
 }
 
+/// Outcomes named one by one in [`describe_outcomes`]' line.
+pub const OUTCOMES_LISTED: usize = 6;
+
 /// One line: `pentagon 3/5 (1.48e-3), 2 antipodal pairs 2/5 (2.41e-3); kept: pentagon`.
+/// At most [`OUTCOMES_LISTED`] outcomes are named (in the order given, lowest loss first); the
+/// rest are counted (`metrics.json` keeps them all).
 pub fn describe_outcomes(outcomes: &[RestartOutcome]) -> String {
     let total: usize = outcomes.iter().map(|o| o.count).sum();
-    let parts: Vec<String> = outcomes
+    let mut parts: Vec<String> = outcomes
         .iter()
+        .take(OUTCOMES_LISTED)
         .map(|o| {
             let loss = o.best_loss.map_or(String::new(), |l| format!(" ({l:.3e})"));
             format!("{} {}/{total}{loss}", o.geometry, o.count)
         })
         .collect();
+    if let Some(rest) = outcomes.get(OUTCOMES_LISTED..).filter(|r| !r.is_empty()) {
+        let restarts: usize = rest.iter().map(|o| o.count).sum();
+        parts.push(format!(
+            "{} other geometries {restarts}/{total}",
+            rest.len()
+        ));
+    }
     let kept = outcomes
         .iter()
         .find(|o| o.kept)
@@ -209,5 +222,28 @@ mod tests {
         assert_eq!(lines[0], "step,instance_0,instance_1");
         assert_eq!(lines.len(), 3);
         assert!(lines[2].starts_with("20,5.000000e-1,"));
+    }
+
+    #[test]
+    fn many_outcomes_are_named_up_to_the_limit_and_the_rest_counted() {
+        let outcomes: Vec<RestartOutcome> = (0..OUTCOMES_LISTED + 3)
+            .map(|k| RestartOutcome {
+                geometry: format!("g{k}"),
+                count: 2,
+                best_loss: None,
+                kept: k == 0,
+            })
+            .collect();
+        let line = describe_outcomes(&outcomes);
+        let total = 2 * outcomes.len();
+        assert!(
+            line.starts_with(&format!("g0 2/{total}, g1 2/{total}")),
+            "{line}"
+        );
+        assert!(!line.contains(&format!("g{OUTCOMES_LISTED} ")), "{line}");
+        assert!(
+            line.ends_with(&format!("3 other geometries 6/{total}; kept: g0")),
+            "{line}"
+        );
     }
 }

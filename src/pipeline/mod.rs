@@ -84,6 +84,13 @@ impl RunResult {
     pub fn w(&self, record: &InstanceRecord) -> &[f32] {
         self.weights.instance_w(record.position)
     }
+
+    /// The decoder `W₂` (`[n][m]`) of the instance a record describes, for untied models.
+    pub fn w_dec(&self, record: &InstanceRecord) -> Option<&[f32]> {
+        let len = self.weights.features * self.weights.hidden;
+        let k = record.position;
+        self.weights.w_dec.as_ref()?.get(k * len..(k + 1) * len)
+    }
 }
 
 /// Train the instances of `config` (continuing from `resume` when given), then analyse the
