@@ -127,6 +127,10 @@ pub struct TrainSettings {
     pub schedule: Schedule,
     /// Decoupled weight decay (PyTorch AdamW default 0.01).
     pub weight_decay: f64,
+    /// λ of an L1 penalty λ·‖h‖₁ on the hidden activations, added to the training loss per
+    /// row (averaged over the batch); 0, the default, for none. Evaluation losses leave it out.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub hidden_l1: f64,
     /// Adam β₁.
     pub beta1: f64,
     /// Adam β₂.
@@ -272,6 +276,10 @@ impl std::str::FromStr for InstanceRange {
     }
 }
 
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
 impl Default for TrainSettings {
     fn default() -> Self {
         TrainSettings {
@@ -280,6 +288,7 @@ impl Default for TrainSettings {
             lr: 1e-3,
             schedule: Schedule::Constant,
             weight_decay: 0.01,
+            hidden_l1: 0.0,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
@@ -475,9 +484,9 @@ pub struct OneFeatureAxis {
     pub values: Axis,
 }
 
-/// `[sweep]`: instances are the product of the given axes (outermost first: model kind,
-/// feature importance, one feature's probability, importance decay, feature probability or
-/// sparsity), each repeated `restarts` times with its own random streams.
+/// `[sweep]`: instances are the product of the given axes (outermost first: model kind, hidden
+/// L1 penalty, feature importance, one feature's probability, importance decay, feature
+/// probability or sparsity), each repeated `restarts` times with its own random streams.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepConfig {
@@ -485,6 +494,9 @@ pub struct SweepConfig {
     /// `linear`, `relu-output` and `relu-hidden` mix, `abs` does not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<Vec<ModelKind>>,
+    /// λ of the hidden L1 penalty, overriding `[train].hidden_l1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden_l1: Option<Axis>,
     /// Importance of one feature, overriding `[data]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feature_importance: Option<OneFeatureAxis>,
@@ -513,6 +525,7 @@ impl Default for SweepConfig {
     fn default() -> Self {
         SweepConfig {
             kind: None,
+            hidden_l1: None,
             feature_importance: None,
             one_feature_probability: None,
             importance_decay: None,
@@ -577,6 +590,8 @@ pub struct InstanceSpec {
     pub kind: ModelKind,
     /// Restart number within its sweep point.
     pub restart: usize,
+    /// λ of the hidden L1 penalty (0 for none).
+    pub hidden_l1: f32,
     /// p_i per feature.
     pub feature_probability: Vec<f32>,
     /// I_i per feature.
@@ -663,6 +678,11 @@ impl TrainConfig {
             }
         } else {
             specs.push(instance(0, self.model.kind, 0, &base_p, &base_imp));
+        }
+        if self.sweep.is_none() {
+            for spec in &mut specs {
+                spec.hidden_l1 = self.train.hidden_l1 as f32;
+            }
         }
         self.validate_data()?;
         for spec in &mut specs {
@@ -865,6 +885,15 @@ impl TrainConfig {
         }
         positive_finite(t.lr, "train.lr")?;
         positive_finite(t.eps, "train.eps")?;
+        if !(t.hidden_l1.is_finite() && t.hidden_l1 >= 0.0) {
+            return Err(ConfigError::new(
+                "train.hidden_l1",
+                format!(
+                    "{} is out of range: must be a finite number >= 0",
+                    t.hidden_l1
+                ),
+            ));
+        }
         if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
             return Err(ConfigError::new(
                 "train.weight_decay",
@@ -956,6 +985,15 @@ impl TrainConfig {
             }
             (None, None) => vec![None],
         };
+        let penalties: Vec<f64> = match &sweep.hidden_l1 {
+            None => vec![self.train.hidden_l1],
+            Some(ax) => {
+                ax.validate("sweep.hidden_l1")?;
+                let vals = ax.values();
+                check_nonnegative(&vals, "sweep.hidden_l1")?;
+                vals
+            }
+        };
         let kinds: Vec<ModelKind> = match &sweep.kind {
             None => vec![self.model.kind],
             Some(list) if list.is_empty() => {
@@ -972,6 +1010,7 @@ impl TrainConfig {
             }
         };
         let total = kinds.len() as u64
+            * penalties.len() as u64
             * feature_imp.len() as u64
             * feature_p.len() as u64
             * decays.len() as u64
@@ -984,7 +1023,10 @@ impl TrainConfig {
             ));
         }
         let mut specs = Vec::with_capacity(total as usize);
-        for &kind in &kinds {
+        for (&kind, &l1) in kinds
+            .iter()
+            .flat_map(|k| penalties.iter().map(move |l| (k, l)))
+        {
             for fi in &feature_imp {
                 for fp in &feature_p {
                     for decay in &decays {
@@ -1004,7 +1046,9 @@ impl TrainConfig {
                                 prob[*f] = *v;
                             }
                             for restart in 0..sweep.restarts {
-                                specs.push(instance(specs.len(), kind, restart, &prob, &imp));
+                                let mut spec = instance(specs.len(), kind, restart, &prob, &imp);
+                                spec.hidden_l1 = l1 as f32;
+                                specs.push(spec);
                             }
                         }
                     }
@@ -1089,6 +1133,7 @@ fn instance(index: usize, kind: ModelKind, restart: usize, p: &[f64], imp: &[f64
         index,
         kind,
         restart,
+        hidden_l1: 0.0,
         feature_probability: p.iter().map(|&v| v as f32).collect(),
         importance: imp.iter().map(|&v| v as f32).collect(),
         data: DataSpec::default(),
@@ -1329,6 +1374,35 @@ restarts = 3
         assert_eq!(specs[5].restart, 2);
         assert_eq!(specs[6].importance, vec![1.0, 2.0]);
         assert!(specs.iter().enumerate().all(|(k, s)| s.index == k));
+    }
+
+    /// The hidden L1 penalty: `[train]` sets every instance's, a sweep axis (after the model
+    /// kind) overrides it; it is left out of the written config when 0, so configs without it
+    /// are written as before.
+    #[test]
+    fn hidden_l1_from_train_or_a_sweep_axis() {
+        let base = "[model]\nkind = \"relu-output\"\nfeatures = 2\nhidden = 1\n";
+        let one =
+            TrainConfig::from_toml(&format!("{base}[train]\nhidden_l1 = 0.5\n"), "x").unwrap();
+        assert!(one.resolve().unwrap().iter().all(|s| s.hidden_l1 == 0.5));
+        assert!(one.to_toml().contains("hidden_l1 = 0.5"));
+        let swept = format!(
+            "{base}[train]\nhidden_l1 = 0.5\n[sweep]\nhidden_l1 = [0.0, 0.1]\nsparsity = [0.0, 0.9]\nrestarts = 2\n"
+        );
+        let specs = TrainConfig::from_toml(&swept, "x")
+            .unwrap()
+            .resolve()
+            .unwrap();
+        let got: Vec<(f32, usize)> = specs.iter().map(|s| (s.hidden_l1, s.restart)).collect();
+        assert_eq!(got.len(), 8);
+        assert!(got[..4].iter().all(|g| g.0 == 0.0) && got[4..].iter().all(|g| g.0 == 0.1));
+        assert_eq!(specs[2].feature_probability[0], 0.1f32 as f64 as f32);
+        let plain = TrainConfig::from_toml(base, "x").unwrap();
+        assert!(!plain.to_toml().contains("hidden_l1"));
+        let e = err(&format!("{base}[train]\nhidden_l1 = -1.0\n"));
+        assert!(e.contains("train.hidden_l1") && e.contains(">= 0"), "{e}");
+        let e = err(&format!("{base}[sweep]\nhidden_l1 = [0.1, -2.0]\n"));
+        assert!(e.contains("sweep.hidden_l1[1]"), "{e}");
     }
 
     fn err(text: &str) -> String {

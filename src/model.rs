@@ -241,7 +241,8 @@ fn tile_mut<const N: usize>(v: &mut [f32], at: usize) -> &mut [f32; N] {
 /// the loss and **adds** the gradients into `grads`.
 ///
 /// `loss_weight[i] = I_i / (batch * n)`: the notebook's loss, a mean over the batch and the
-/// features of `I_i (|x_i| - x'_i)²`. `ws.x` must hold the inputs with row stride
+/// features of `I_i (|x_i| - x'_i)²`. `hidden_l1 = λ / batch` adds the penalty λ·‖h‖₁ per row
+/// (averaged over the batch; 0 turns it off). `ws.x` must hold the inputs with row stride
 /// `padded_rows(c)`, zeros in the padding.
 ///
 /// Every sum has a fixed order that depends only on the sizes, never on the SIMD width or the
@@ -253,17 +254,18 @@ pub fn forward_backward_chunk(
     grads: &mut [f32],
     ws: &mut Workspace,
     loss_weight: &[f32],
+    hidden_l1: f32,
     c: usize,
 ) -> f64 {
     match shape.kind {
         ModelKind::Linear => {
-            chunk_portable::<false, false>(shape, params, grads, ws, loss_weight, c)
+            chunk_portable::<false, false>(shape, params, grads, ws, loss_weight, hidden_l1, c)
         }
         ModelKind::ReluOutput => {
-            chunk_portable::<false, true>(shape, params, grads, ws, loss_weight, c)
+            chunk_portable::<false, true>(shape, params, grads, ws, loss_weight, hidden_l1, c)
         }
         ModelKind::ReluHidden | ModelKind::Abs => {
-            chunk_portable::<true, true>(shape, params, grads, ws, loss_weight, c)
+            chunk_portable::<true, true>(shape, params, grads, ws, loss_weight, hidden_l1, c)
         }
     }
 }
@@ -280,15 +282,18 @@ pub unsafe fn forward_backward_chunk_avx2(
     grads: &mut [f32],
     ws: &mut Workspace,
     loss_weight: &[f32],
+    hidden_l1: f32,
     c: usize,
 ) -> f64 {
     match shape.kind {
-        ModelKind::Linear => chunk_avx2::<false, false>(shape, params, grads, ws, loss_weight, c),
+        ModelKind::Linear => {
+            chunk_avx2::<false, false>(shape, params, grads, ws, loss_weight, hidden_l1, c)
+        }
         ModelKind::ReluOutput => {
-            chunk_avx2::<false, true>(shape, params, grads, ws, loss_weight, c)
+            chunk_avx2::<false, true>(shape, params, grads, ws, loss_weight, hidden_l1, c)
         }
         ModelKind::ReluHidden | ModelKind::Abs => {
-            chunk_avx2::<true, true>(shape, params, grads, ws, loss_weight, c)
+            chunk_avx2::<true, true>(shape, params, grads, ws, loss_weight, hidden_l1, c)
         }
     }
 }
@@ -303,13 +308,22 @@ fn chunk_portable<const HIDDEN_RELU: bool, const OUTPUT_RELU: bool>(
     grads: &mut [f32],
     ws: &mut Workspace,
     loss_weight: &[f32],
+    hidden_l1: f32,
     c: usize,
 ) -> f64 {
     #[cfg(target_arch = "x86_64")]
     type Lanes = crate::simd::Sse16;
     #[cfg(not(target_arch = "x86_64"))]
     type Lanes = crate::simd::Scalar16;
-    chunk_impl::<Lanes, HIDDEN_RELU, OUTPUT_RELU>(shape, params, grads, ws, loss_weight, c)
+    chunk_impl::<Lanes, HIDDEN_RELU, OUTPUT_RELU>(
+        shape,
+        params,
+        grads,
+        ws,
+        loss_weight,
+        hidden_l1,
+        c,
+    )
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -321,6 +335,7 @@ fn chunk_avx2<const HIDDEN_RELU: bool, const OUTPUT_RELU: bool>(
     grads: &mut [f32],
     ws: &mut Workspace,
     loss_weight: &[f32],
+    hidden_l1: f32,
     c: usize,
 ) -> f64 {
     chunk_impl::<crate::simd::Avx16, HIDDEN_RELU, OUTPUT_RELU>(
@@ -329,6 +344,7 @@ fn chunk_avx2<const HIDDEN_RELU: bool, const OUTPUT_RELU: bool>(
         grads,
         ws,
         loss_weight,
+        hidden_l1,
         c,
     )
 }
@@ -430,6 +446,7 @@ fn chunk_impl<V: Lanes16, const HIDDEN_RELU: bool, const OUTPUT_RELU: bool>(
     grads: &mut [f32],
     ws: &mut Workspace,
     loss_weight: &[f32],
+    hidden_l1: f32,
     c: usize,
 ) -> f64 {
     let (n, m) = (shape.features, shape.hidden);
@@ -474,12 +491,30 @@ fn chunk_impl<V: Lanes16, const HIDDEN_RELU: bool, const OUTPUT_RELU: bool>(
         };
     }
 
+    // ---- hidden L1 penalty: loss += λ/batch · Σ|h|, dh += λ/batch · sign(h). Padding rows
+    // have x = 0, so h = 0 there and they add nothing.
+    if hidden_l1 != 0.0 {
+        for k in 0..m {
+            let row = &h[k * stride..(k + 1) * stride];
+            let mut abs_sum = 0.0f32;
+            for (d, &hv) in dh[k * stride..(k + 1) * stride].iter_mut().zip(row) {
+                abs_sum += hv.abs();
+                if hv > 0.0 {
+                    *d += hidden_l1;
+                } else if hv < 0.0 {
+                    *d -= hidden_l1;
+                }
+            }
+            loss += (hidden_l1 * abs_sum) as f64;
+        }
+    }
+
     // ---- encoder backward: dh <- dh * relu'(h);  dW[i][k] += dh[k] . x[i]
     if HIDDEN_RELU {
+        // A select, not a conditional store: LLVM turns `if hv <= 0 { *d = 0 }` into masked
+        // stores, which are slow on AMD (measured 8 % of the small-model kernel).
         for (d, &hv) in dh.iter_mut().zip(h.iter()) {
-            if hv <= 0.0 {
-                *d = 0.0;
-            }
+            *d = if hv > 0.0 { *d } else { 0.0 };
         }
     }
     let dh = &*dh;
@@ -657,7 +692,8 @@ fn encoder_grad_tile<V: Lanes16, const I: usize, const K: usize>(
     }
 }
 
-/// Loss and gradient of one instance on a whole feature-major batch `x` (`[n][rows]`), chunked
+/// Loss and gradient of one instance on a whole feature-major batch `x` (`[n][rows]`), with the
+/// hidden L1 penalty `hidden_l1` = λ (0 for none), chunked
 /// exactly as training chunks it (tests and the golden file use it; training fuses sampling in,
 /// and evaluation uses the forward pass alone, [`forward::loss`]).
 pub fn loss_and_grad(
@@ -666,6 +702,7 @@ pub fn loss_and_grad(
     x: &[f32],
     rows: usize,
     importance: &[f32],
+    hidden_l1: f32,
     grads: &mut [f32],
 ) -> f64 {
     let n = shape.features;
@@ -685,7 +722,8 @@ pub fn loss_and_grad(
             ws.x[i * stride..i * stride + c]
                 .copy_from_slice(&x[i * rows + start..i * rows + start + c]);
         }
-        loss += forward_backward_chunk(shape, params, grads, &mut ws, &weight, c);
+        let l1 = hidden_l1 / rows as f32;
+        loss += forward_backward_chunk(shape, params, grads, &mut ws, &weight, l1, c);
         start += c;
     }
     loss
@@ -697,7 +735,14 @@ mod tests {
     use crate::data::{FeatureSampler, LaneRng};
 
     /// Loss in f64 straight from the definitions, independent of the fused kernel.
-    fn reference_loss(shape: &Shape, p: &[f64], x: &[f64], rows: usize, imp: &[f64]) -> f64 {
+    fn reference_loss(
+        shape: &Shape,
+        p: &[f64],
+        x: &[f64],
+        rows: usize,
+        imp: &[f64],
+        hidden_l1: f64,
+    ) -> f64 {
         let (n, m) = (shape.features, shape.hidden);
         let enc = &p[..n * m];
         let dec = &p[shape.decoder_offset()..shape.decoder_offset() + n * m];
@@ -713,6 +758,8 @@ mod tests {
                     h[k] = h[k].max(0.0);
                 }
             }
+            let l1: f64 = h.iter().map(|v| v.abs()).sum();
+            total += hidden_l1 * l1 * n as f64; // divided by n below with the reconstruction
             for i in 0..n {
                 let mut pre = b[i];
                 for k in 0..m {
@@ -737,10 +784,14 @@ mod tests {
             .collect()
     }
 
-    /// Every gradient of every model against central finite differences of the f64 reference.
+    /// Every gradient of every model, with and without the hidden L1 penalty, against central
+    /// finite differences of the f64 reference.
     #[test]
     fn gradients_match_finite_differences_for_every_model() {
-        for kind in ModelKind::ALL {
+        for (kind, l1) in ModelKind::ALL
+            .into_iter()
+            .flat_map(|k| [(k, 0.0f32), (k, 0.03)])
+        {
             let shape = Shape {
                 kind,
                 features: 6,
@@ -755,15 +806,15 @@ mod tests {
             let imp: Vec<f32> = (0..shape.features).map(|i| 0.8f32.powi(i as i32)).collect();
             let params = random_params(&shape, 5 + kind as u64);
             let mut grads = vec![0.0f32; shape.param_len()];
-            let loss = loss_and_grad(&shape, &params, &x, rows, &imp, &mut grads);
+            let loss = loss_and_grad(&shape, &params, &x, rows, &imp, l1, &mut grads);
 
             let p64: Vec<f64> = params.iter().map(|&v| v as f64).collect();
             let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
             let imp64: Vec<f64> = imp.iter().map(|&v| v as f64).collect();
-            let ref_loss = reference_loss(&shape, &p64, &x64, rows, &imp64);
+            let ref_loss = reference_loss(&shape, &p64, &x64, rows, &imp64, l1 as f64);
             assert!(
                 (loss - ref_loss).abs() < 1e-5 * ref_loss.max(1.0),
-                "{kind:?}: loss {loss} vs reference {ref_loss}"
+                "{kind:?}, λ {l1}: loss {loss} vs reference {ref_loss}"
             );
             let eps = 1e-6;
             for j in 0..shape.param_len() {
@@ -771,13 +822,13 @@ mod tests {
                 plus[j] += eps;
                 let mut minus = p64.clone();
                 minus[j] -= eps;
-                let fd = (reference_loss(&shape, &plus, &x64, rows, &imp64)
-                    - reference_loss(&shape, &minus, &x64, rows, &imp64))
+                let fd = (reference_loss(&shape, &plus, &x64, rows, &imp64, l1 as f64)
+                    - reference_loss(&shape, &minus, &x64, rows, &imp64, l1 as f64))
                     / (2.0 * eps);
                 let g = grads[j] as f64;
                 assert!(
                     (g - fd).abs() <= 1e-4 + 1e-3 * fd.abs(),
-                    "{kind:?}: parameter {j}: analytic {g} vs finite difference {fd}"
+                    "{kind:?}, λ {l1}: parameter {j}: analytic {g} vs finite difference {fd}"
                 );
             }
         }
@@ -808,11 +859,21 @@ mod tests {
                 let weight = vec![1.0 / (rows * n) as f32; n];
                 let mut portable = vec![0.0f32; shape.param_len()];
                 let mut avx2 = vec![0.0f32; shape.param_len()];
-                let a =
-                    forward_backward_chunk(&shape, &params, &mut portable, &mut ws, &weight, rows);
+                let l1 = 0.01 / rows as f32;
+                let a = forward_backward_chunk(
+                    &shape,
+                    &params,
+                    &mut portable,
+                    &mut ws,
+                    &weight,
+                    l1,
+                    rows,
+                );
                 // SAFETY: AVX2 and FMA detected above.
                 let b = unsafe {
-                    forward_backward_chunk_avx2(&shape, &params, &mut avx2, &mut ws, &weight, rows)
+                    forward_backward_chunk_avx2(
+                        &shape, &params, &mut avx2, &mut ws, &weight, l1, rows,
+                    )
                 };
                 assert_eq!(a.to_bits(), b.to_bits(), "{kind:?} n={n} m={m}: loss");
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();

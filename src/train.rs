@@ -152,6 +152,8 @@ pub struct InstanceTrainer {
     /// `I_i / (rows · n)` for a batch of `weight_rows` rows (a fixed dataset's last minibatch
     /// of an epoch may be shorter).
     loss_weight: Vec<f32>,
+    /// `λ / rows`: the hidden L1 penalty's weight for a batch of `weight_rows` rows.
+    l1_weight: f32,
     weight_rows: usize,
     ws: Workspace,
     /// Steps taken so far.
@@ -195,6 +197,7 @@ impl InstanceTrainer {
         };
         let rows = settings.batch_size;
         let loss_weight = loss_weights(&spec.importance, rows);
+        let l1_weight = spec.hidden_l1 / rows as f32;
         let source = DataSource::training(
             &spec.data,
             &spec.feature_probability,
@@ -212,6 +215,7 @@ impl InstanceTrainer {
             adam_m: vec![0.0; len],
             adam_v: vec![0.0; len],
             loss_weight,
+            l1_weight,
             weight_rows: rows,
             ws: Workspace::new(&shape),
             steps_done: 0,
@@ -235,6 +239,7 @@ impl InstanceTrainer {
             for (w, &i) in self.loss_weight.iter_mut().zip(&self.spec.importance) {
                 *w = i / norm;
             }
+            self.l1_weight = self.spec.hidden_l1 / rows as f32;
             self.weight_rows = rows;
         }
         let mut loss = 0.0;
@@ -246,16 +251,17 @@ impl InstanceTrainer {
                 .fill_chunk(&mut self.ws.x[..n * stride], start, c, stride);
             let (shape, params, grads, ws) =
                 (&self.shape, &self.params, &mut self.grads, &mut self.ws);
+            let (weight, l1) = (&self.loss_weight, self.l1_weight);
             loss += if AVX2 {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: AVX2 is only true inside `run_avx2`, reached after `KernelVariant::checked`.
                 unsafe {
-                    forward_backward_chunk_avx2(shape, params, grads, ws, &self.loss_weight, c)
+                    forward_backward_chunk_avx2(shape, params, grads, ws, weight, l1, c)
                 }
                 #[cfg(not(target_arch = "x86_64"))]
                 unreachable!("AVX2 kernel on a non-x86 target")
             } else {
-                forward_backward_chunk(shape, params, grads, ws, &self.loss_weight, c)
+                forward_backward_chunk(shape, params, grads, ws, weight, l1, c)
             };
             start += c;
         }

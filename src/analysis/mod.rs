@@ -6,6 +6,7 @@
 pub mod adversarial;
 pub mod geometry;
 pub mod metrics;
+pub mod motif;
 pub mod neurons;
 
 pub use geometry::{describe_geometry, PlaneGeometry};

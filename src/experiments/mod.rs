@@ -5,12 +5,14 @@
 //! measured numbers recorded.
 
 pub mod adversarial;
+pub mod asymmetric_motif;
 pub mod collapse;
 pub mod computation;
 pub mod computation_sweep;
 pub mod correlated;
 pub mod dynamics;
 pub mod dynamics_correlated;
+pub mod hidden_l1;
 pub mod intro;
 pub mod linear_vs_relu;
 pub mod local_bases;
@@ -119,7 +121,7 @@ pub struct Experiment {
 
 /// Every registered experiment, in paper order.
 pub fn registry() -> &'static [Experiment] {
-    static REGISTRY: [Experiment; 17] = [
+    static REGISTRY: [Experiment; 19] = [
         intro::EXPERIMENT,
         linear_vs_relu::EXPERIMENT,
         sweep_100::EXPERIMENT,
@@ -137,6 +139,8 @@ pub fn registry() -> &'static [Experiment] {
         privileged_basis::EXPERIMENT,
         computation::EXPERIMENT,
         computation_sweep::EXPERIMENT,
+        asymmetric_motif::EXPERIMENT,
+        hidden_l1::EXPERIMENT,
     ];
     &REGISTRY
 }

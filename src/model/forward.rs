@@ -437,7 +437,7 @@ mod tests {
                 assert!((*a as f64 - b).abs() < 1e-5, "{kind:?}: output {a} vs {b}");
             }
             let mut grads = vec![0.0; shape.param_len()];
-            let fused = loss_and_grad(&shape, &params, &x, rows, &imp, &mut grads);
+            let fused = loss_and_grad(&shape, &params, &x, rows, &imp, 0.0, &mut grads);
             assert!(
                 (pass.loss - fused).abs() <= 1e-6 * fused,
                 "{kind:?}: {} vs {fused}",

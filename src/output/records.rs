@@ -84,6 +84,9 @@ pub struct InstanceRecord {
     pub kind: Option<String>,
     /// Restart number within its sweep point.
     pub restart: usize,
+    /// λ of the hidden L1 penalty it was trained with (0, and left out of the file, for none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hidden_l1: f32,
     /// Whether this restart is the lowest-loss one of its sweep point (used by figures and
     /// verdicts).
     pub selected: bool,
@@ -117,6 +120,10 @@ pub struct InstanceRecord {
     /// `INTERFERENCE_COS`), as polytopes.
     #[serde(default)]
     pub structures: Vec<StructureRecord>,
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 impl InstanceRecord {

@@ -6,8 +6,17 @@ use crate::output::plots::{ArrowPanel, BarPanel, Figure, GramPanel};
 use crate::output::records::InstanceRecord;
 
 /// Title of an instance's panel: its sparsity when uniform, its per-feature densities when
-/// they differ and there are few features, else its index.
+/// they differ and there are few features, else its index; then the hidden L1 penalty λ if any.
 pub fn panel_title(r: &InstanceRecord) -> String {
+    let data = data_title(r);
+    if r.hidden_l1 > 0.0 {
+        format!("{data}, λ = {}", r.hidden_l1)
+    } else {
+        data
+    }
+}
+
+fn data_title(r: &InstanceRecord) -> String {
     match (r.common_sparsity(), r.feature_probability.as_deref()) {
         (Some(s), _) => format!("S = {s:.3}  (1−S = {:.3})", 1.0 - s),
         (None, Some(p)) if p.len() <= 6 => {
@@ -35,6 +44,7 @@ pub fn loss_figure(run: &RunResult) -> Option<Figure> {
         .enumerate()
         .map(|(k, spec)| {
             let label = match run.records[k].common_sparsity() {
+                Some(s) if spec.hidden_l1 > 0.0 => format!("S = {s:.3}, λ = {}", spec.hidden_l1),
                 Some(s) => format!("S = {s:.3}"),
                 None => format!("instance {}", spec.index),
             };

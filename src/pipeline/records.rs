@@ -57,6 +57,7 @@ pub fn instance_records(
                     .or(weights.kind)
                     .map(|kind| kind.name().to_string()),
                 restart: spec.map_or(0, |s| s.restart),
+                hidden_l1: spec.map_or(0.0, |s| s.hidden_l1),
                 selected: true,
                 feature_probability: spec.map(|s| s.feature_probability.clone()),
                 importance: spec.map(|s| s.importance.clone()),

@@ -8,9 +8,24 @@ use crate::output::records::{describe_outcomes, InstanceRecord};
 pub fn summary_table(run: &RunResult) -> String {
     let n = run.weights.features;
     let show_restarts = run.records.iter().any(|r| r.restart > 0);
+    // A column for the hidden L1 penalty, only in runs that use one.
+    let show_l1 = run.records.iter().any(|r| r.hidden_l1 > 0.0);
+    let l1_cell = |v: String| {
+        if show_l1 {
+            format!("{v:>8}  ")
+        } else {
+            String::new()
+        }
+    };
     let mut out = format!(
-        "{:>5}  {:>7}  {:>10}  {:>11}  {:>6}  {}\n",
-        "inst", "S", "loss", "represented", "D*", "geometry"
+        "{:>5}  {:>7}  {}{:>10}  {:>11}  {:>6}  {}\n",
+        "inst",
+        "S",
+        l1_cell("λ".into()),
+        "loss",
+        "represented",
+        "D*",
+        "geometry"
     );
     let rows: Vec<&InstanceRecord> = run.records.iter().collect();
     let limit = 40;
@@ -34,9 +49,10 @@ pub fn summary_table(run: &RunResult) -> String {
             ""
         };
         out.push_str(&format!(
-            "{:>5}  {:>7}  {:>10}  {:>11}  {:>6.3}  {}{}\n",
+            "{:>5}  {:>7}  {}{:>10}  {:>11}  {:>6.3}  {}{}\n",
             r.index,
             s,
+            l1_cell(format!("{}", r.hidden_l1)),
             loss,
             format!("{}/{}", r.represented, n),
             r.dimensions_per_feature,
