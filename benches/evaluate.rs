@@ -35,6 +35,7 @@ fn bench_evaluate(c: &mut Criterion) {
             kind: ModelKind::ReluOutput,
             restart: 0,
             hidden_l1: 0.0,
+            adversarial_radius: 0.0,
             feature_probability: vec![p; n],
             importance: vec![1.0; n],
             data: Default::default(),

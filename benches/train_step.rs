@@ -43,6 +43,7 @@ fn bench_steps(c: &mut Criterion) {
             kind: ModelKind::ReluOutput,
             restart: 0,
             hidden_l1: 0.0,
+            adversarial_radius: 0.0,
             feature_probability: vec![p; n],
             importance: vec![1.0; n],
             data: Default::default(),

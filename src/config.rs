@@ -131,6 +131,11 @@ pub struct TrainSettings {
     /// row (averaged over the batch); 0, the default, for none. Evaluation losses leave it out.
     #[serde(skip_serializing_if = "is_zero")]
     pub hidden_l1: f64,
+    /// Adversarial training: every step perturbs the batch's inputs (not the targets) by the
+    /// paper's analytic attack on one random feature i, δ = ε(WᵀW)_i/‖(WᵀW)_i‖, with ε this
+    /// share of the root-mean-square input norm; 0, the default, for none. Tied models only.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub adversarial_radius: f64,
     /// Adam β₁.
     pub beta1: f64,
     /// Adam β₂.
@@ -289,6 +294,7 @@ impl Default for TrainSettings {
             schedule: Schedule::Constant,
             weight_decay: 0.01,
             hidden_l1: 0.0,
+            adversarial_radius: 0.0,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
@@ -485,8 +491,9 @@ pub struct OneFeatureAxis {
 }
 
 /// `[sweep]`: instances are the product of the given axes (outermost first: model kind, hidden
-/// L1 penalty, feature importance, one feature's probability, importance decay, feature
-/// probability or sparsity), each repeated `restarts` times with its own random streams.
+/// L1 penalty, adversarial radius, feature importance, one feature's probability, importance
+/// decay, feature probability or sparsity), each repeated `restarts` times with its own random
+/// streams.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepConfig {
@@ -497,6 +504,9 @@ pub struct SweepConfig {
     /// λ of the hidden L1 penalty, overriding `[train].hidden_l1`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hidden_l1: Option<Axis>,
+    /// Adversarial training radius, overriding `[train].adversarial_radius`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversarial_radius: Option<Axis>,
     /// Importance of one feature, overriding `[data]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feature_importance: Option<OneFeatureAxis>,
@@ -526,6 +536,7 @@ impl Default for SweepConfig {
         SweepConfig {
             kind: None,
             hidden_l1: None,
+            adversarial_radius: None,
             feature_importance: None,
             one_feature_probability: None,
             importance_decay: None,
@@ -592,6 +603,8 @@ pub struct InstanceSpec {
     pub restart: usize,
     /// λ of the hidden L1 penalty (0 for none).
     pub hidden_l1: f32,
+    /// Adversarial training radius, a share of the input norm (0 for none).
+    pub adversarial_radius: f32,
     /// p_i per feature.
     pub feature_probability: Vec<f32>,
     /// I_i per feature.
@@ -682,7 +695,25 @@ impl TrainConfig {
         if self.sweep.is_none() {
             for spec in &mut specs {
                 spec.hidden_l1 = self.train.hidden_l1 as f32;
+                spec.adversarial_radius = self.train.adversarial_radius as f32;
             }
+        }
+        if let Some(spec) = specs.iter().find(|s| {
+            s.adversarial_radius > 0.0
+                && !matches!(s.kind, ModelKind::Linear | ModelKind::ReluOutput)
+        }) {
+            let field = if self.train.adversarial_radius > 0.0 {
+                "train.adversarial_radius"
+            } else {
+                "sweep.adversarial_radius"
+            };
+            return Err(ConfigError::new(
+                field,
+                format!(
+                    "adversarial training needs a model with x' = f(WᵀWx + b) (linear or relu-output), not {}",
+                    spec.kind.name()
+                ),
+            ));
         }
         self.validate_data()?;
         for spec in &mut specs {
@@ -885,14 +916,16 @@ impl TrainConfig {
         }
         positive_finite(t.lr, "train.lr")?;
         positive_finite(t.eps, "train.eps")?;
-        if !(t.hidden_l1.is_finite() && t.hidden_l1 >= 0.0) {
-            return Err(ConfigError::new(
-                "train.hidden_l1",
-                format!(
-                    "{} is out of range: must be a finite number >= 0",
-                    t.hidden_l1
-                ),
-            ));
+        for (name, v) in [
+            ("train.hidden_l1", t.hidden_l1),
+            ("train.adversarial_radius", t.adversarial_radius),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(ConfigError::new(
+                    name,
+                    format!("{v} is out of range: must be a finite number >= 0"),
+                ));
+            }
         }
         if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
             return Err(ConfigError::new(
@@ -994,6 +1027,15 @@ impl TrainConfig {
                 vals
             }
         };
+        let radii: Vec<f64> = match &sweep.adversarial_radius {
+            None => vec![self.train.adversarial_radius],
+            Some(ax) => {
+                ax.validate("sweep.adversarial_radius")?;
+                let vals = ax.values();
+                check_nonnegative(&vals, "sweep.adversarial_radius")?;
+                vals
+            }
+        };
         let kinds: Vec<ModelKind> = match &sweep.kind {
             None => vec![self.model.kind],
             Some(list) if list.is_empty() => {
@@ -1011,6 +1053,7 @@ impl TrainConfig {
         };
         let total = kinds.len() as u64
             * penalties.len() as u64
+            * radii.len() as u64
             * feature_imp.len() as u64
             * feature_p.len() as u64
             * decays.len() as u64
@@ -1023,10 +1066,15 @@ impl TrainConfig {
             ));
         }
         let mut specs = Vec::with_capacity(total as usize);
-        for (&kind, &l1) in kinds
-            .iter()
-            .flat_map(|k| penalties.iter().map(move |l| (k, l)))
-        {
+        let mut outer = Vec::new();
+        for &kind in &kinds {
+            for &l1 in &penalties {
+                for &radius in &radii {
+                    outer.push((kind, l1, radius));
+                }
+            }
+        }
+        for (kind, l1, radius) in outer {
             for fi in &feature_imp {
                 for fp in &feature_p {
                     for decay in &decays {
@@ -1048,6 +1096,7 @@ impl TrainConfig {
                             for restart in 0..sweep.restarts {
                                 let mut spec = instance(specs.len(), kind, restart, &prob, &imp);
                                 spec.hidden_l1 = l1 as f32;
+                                spec.adversarial_radius = radius as f32;
                                 specs.push(spec);
                             }
                         }
@@ -1134,6 +1183,7 @@ fn instance(index: usize, kind: ModelKind, restart: usize, p: &[f64], imp: &[f64
         kind,
         restart,
         hidden_l1: 0.0,
+        adversarial_radius: 0.0,
         feature_probability: p.iter().map(|&v| v as f32).collect(),
         importance: imp.iter().map(|&v| v as f32).collect(),
         data: DataSpec::default(),
@@ -1403,6 +1453,34 @@ restarts = 3
         assert!(e.contains("train.hidden_l1") && e.contains(">= 0"), "{e}");
         let e = err(&format!("{base}[sweep]\nhidden_l1 = [0.1, -2.0]\n"));
         assert!(e.contains("sweep.hidden_l1[1]"), "{e}");
+    }
+
+    /// Adversarial training: from `[train]` or a sweep axis, tied models with WᵀW only.
+    #[test]
+    fn adversarial_radius_from_train_or_a_sweep_axis() {
+        let base = "[model]\nkind = \"relu-output\"\nfeatures = 2\nhidden = 1\n";
+        let swept = format!("{base}[sweep]\nadversarial_radius = [0.0, 0.8]\nrestarts = 2\n");
+        let specs = TrainConfig::from_toml(&swept, "x")
+            .unwrap()
+            .resolve()
+            .unwrap();
+        let radii: Vec<f32> = specs.iter().map(|s| s.adversarial_radius).collect();
+        assert_eq!(radii, vec![0.0, 0.0, 0.8, 0.8]);
+        let e = err(&format!("{base}[train]\nadversarial_radius = -0.5\n"));
+        assert!(
+            e.contains("train.adversarial_radius") && e.contains(">= 0"),
+            "{e}"
+        );
+        let hidden = "[model]\nkind = \"relu-hidden\"\nfeatures = 2\nhidden = 1\n";
+        let e = err(&format!("{hidden}[train]\nadversarial_radius = 0.5\n"));
+        assert!(
+            e.contains("train.adversarial_radius") && e.contains("relu-hidden"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{hidden}[sweep]\nadversarial_radius = [0.0, 0.5]\n"
+        ));
+        assert!(e.contains("sweep.adversarial_radius"), "{e}");
     }
 
     fn err(text: &str) -> String {

@@ -153,8 +153,20 @@ pub fn padded_rows(rows: usize) -> usize {
     rows.next_multiple_of(ROW_TILE)
 }
 
+/// What a training step adds to the plain reconstruction loss: an L1 penalty on the hidden
+/// activations, and a perturbation of the inputs (adversarial training). The default adds
+/// nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extras<'a> {
+    /// `λ / batch`: the penalty λ·‖h‖₁ per row, averaged over the batch (0: none).
+    pub hidden_l1: f32,
+    /// δ added to every row's input but not to its target, one value per feature (empty:
+    /// none). A constant of the step: no gradient flows into it.
+    pub input_shift: &'a [f32],
+}
+
 /// Scratch buffers for one chunk of rows of one instance (allocated once, reused every step).
-/// All are stored with the row stride `padded_rows(c)`; padding rows hold zeros.
+/// All are stored with the row stride `padded_rows(c)`; padding rows of `x` hold zeros.
 #[derive(Clone, Debug)]
 pub struct Workspace {
     /// Inputs, feature-major `[n][stride]`.
@@ -165,6 +177,8 @@ pub struct Workspace {
     pub dh: Vec<f32>,
     /// Gradient w.r.t. the output pre-activations of one feature tile `[FEATURE_TILE][stride]`.
     pub g: Vec<f32>,
+    /// Wδ, the hidden pre-activations' offset from [`Extras::input_shift`] (`[m]`).
+    pub offset: Vec<f32>,
 }
 
 impl Workspace {
@@ -176,6 +190,7 @@ impl Workspace {
             h: vec![0.0; shape.hidden * stride],
             dh: vec![0.0; shape.hidden * stride],
             g: vec![0.0; FEATURE_TILE * stride],
+            offset: vec![0.0; shape.hidden],
         }
     }
 }
@@ -241,9 +256,8 @@ fn tile_mut<const N: usize>(v: &mut [f32], at: usize) -> &mut [f32; N] {
 /// the loss and **adds** the gradients into `grads`.
 ///
 /// `loss_weight[i] = I_i / (batch * n)`: the notebook's loss, a mean over the batch and the
-/// features of `I_i (|x_i| - x'_i)²`. `hidden_l1 = λ / batch` adds the penalty λ·‖h‖₁ per row
-/// (averaged over the batch; 0 turns it off). `ws.x` must hold the inputs with row stride
-/// `padded_rows(c)`, zeros in the padding.
+/// features of `I_i (|x_i| - x'_i)²`, plus the [`Extras`]. `ws.x` must hold the inputs with row
+/// stride `padded_rows(c)`, zeros in the padding.
 ///
 /// Every sum has a fixed order that depends only on the sizes, never on the SIMD width or the
 /// thread: the portable and the AVX2 build give the same bits.
@@ -254,18 +268,18 @@ pub fn forward_backward_chunk(
     grads: &mut [f32],
     ws: &mut Workspace,
     loss_weight: &[f32],
-    hidden_l1: f32,
+    extras: Extras<'_>,
     c: usize,
 ) -> f64 {
     match shape.kind {
         ModelKind::Linear => {
-            chunk_portable::<false, false>(shape, params, grads, ws, loss_weight, hidden_l1, c)
+            chunk_portable::<false, false>(shape, params, grads, ws, loss_weight, extras, c)
         }
         ModelKind::ReluOutput => {
-            chunk_portable::<false, true>(shape, params, grads, ws, loss_weight, hidden_l1, c)
+            chunk_portable::<false, true>(shape, params, grads, ws, loss_weight, extras, c)
         }
         ModelKind::ReluHidden | ModelKind::Abs => {
-            chunk_portable::<true, true>(shape, params, grads, ws, loss_weight, hidden_l1, c)
+            chunk_portable::<true, true>(shape, params, grads, ws, loss_weight, extras, c)
         }
     }
 }
@@ -282,18 +296,18 @@ pub unsafe fn forward_backward_chunk_avx2(
     grads: &mut [f32],
     ws: &mut Workspace,
     loss_weight: &[f32],
-    hidden_l1: f32,
+    extras: Extras<'_>,
     c: usize,
 ) -> f64 {
     match shape.kind {
         ModelKind::Linear => {
-            chunk_avx2::<false, false>(shape, params, grads, ws, loss_weight, hidden_l1, c)
+            chunk_avx2::<false, false>(shape, params, grads, ws, loss_weight, extras, c)
         }
         ModelKind::ReluOutput => {
-            chunk_avx2::<false, true>(shape, params, grads, ws, loss_weight, hidden_l1, c)
+            chunk_avx2::<false, true>(shape, params, grads, ws, loss_weight, extras, c)
         }
         ModelKind::ReluHidden | ModelKind::Abs => {
-            chunk_avx2::<true, true>(shape, params, grads, ws, loss_weight, hidden_l1, c)
+            chunk_avx2::<true, true>(shape, params, grads, ws, loss_weight, extras, c)
         }
     }
 }
@@ -308,22 +322,14 @@ fn chunk_portable<const HIDDEN_RELU: bool, const OUTPUT_RELU: bool>(
     grads: &mut [f32],
     ws: &mut Workspace,
     loss_weight: &[f32],
-    hidden_l1: f32,
+    extras: Extras<'_>,
     c: usize,
 ) -> f64 {
     #[cfg(target_arch = "x86_64")]
     type Lanes = crate::simd::Sse16;
     #[cfg(not(target_arch = "x86_64"))]
     type Lanes = crate::simd::Scalar16;
-    chunk_impl::<Lanes, HIDDEN_RELU, OUTPUT_RELU>(
-        shape,
-        params,
-        grads,
-        ws,
-        loss_weight,
-        hidden_l1,
-        c,
-    )
+    chunk_impl::<Lanes, HIDDEN_RELU, OUTPUT_RELU>(shape, params, grads, ws, loss_weight, extras, c)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -335,7 +341,7 @@ fn chunk_avx2<const HIDDEN_RELU: bool, const OUTPUT_RELU: bool>(
     grads: &mut [f32],
     ws: &mut Workspace,
     loss_weight: &[f32],
-    hidden_l1: f32,
+    extras: Extras<'_>,
     c: usize,
 ) -> f64 {
     chunk_impl::<crate::simd::Avx16, HIDDEN_RELU, OUTPUT_RELU>(
@@ -344,7 +350,7 @@ fn chunk_avx2<const HIDDEN_RELU: bool, const OUTPUT_RELU: bool>(
         grads,
         ws,
         loss_weight,
-        hidden_l1,
+        extras,
         c,
     )
 }
@@ -446,7 +452,7 @@ fn chunk_impl<V: Lanes16, const HIDDEN_RELU: bool, const OUTPUT_RELU: bool>(
     grads: &mut [f32],
     ws: &mut Workspace,
     loss_weight: &[f32],
-    hidden_l1: f32,
+    extras: Extras<'_>,
     c: usize,
 ) -> f64 {
     let (n, m) = (shape.features, shape.hidden);
@@ -460,13 +466,26 @@ fn chunk_impl<V: Lanes16, const HIDDEN_RELU: bool, const OUTPUT_RELU: bool>(
     let h = &mut ws.h[..m * stride];
     let dh = &mut ws.dh[..m * stride];
     let g = &mut ws.g[..FEATURE_TILE * stride];
+    let offset = &mut ws.offset[..m];
 
-    // ---- encoder forward: h[k] = sum_i W[i][k] x[i]  (then ReLU for the hidden-ReLU models)
+    // ---- input shift δ (adversarial training): W(x + δ) = Wx + Wδ, one offset per hidden
+    // dimension. Padding rows then get h = Wδ too; their loss and gradients stay masked.
+    let shift = extras.input_shift;
+    offset.fill(0.0);
+    for (i, &d) in shift.iter().enumerate() {
+        for (o, &w) in offset.iter_mut().zip(&enc[i * m..(i + 1) * m]) {
+            *o += w * d;
+        }
+    }
+    let offset = &*offset;
+
+    // ---- encoder forward: h[k] = Wδ[k] + sum_i W[i][k] x[i]  (then ReLU for the hidden-ReLU
+    // models)
     for (k0, width) in tiles(m, V::TILE) {
         match width {
-            Tile::Four => encode_tile::<V, 4, HIDDEN_RELU>(&dims, enc, x, h, k0),
-            Tile::Two => encode_tile::<V, 2, HIDDEN_RELU>(&dims, enc, x, h, k0),
-            Tile::One => encode_tile::<V, 1, HIDDEN_RELU>(&dims, enc, x, h, k0),
+            Tile::Four => encode_tile::<V, 4, HIDDEN_RELU>(&dims, enc, offset, x, h, k0),
+            Tile::Two => encode_tile::<V, 2, HIDDEN_RELU>(&dims, enc, offset, x, h, k0),
+            Tile::One => encode_tile::<V, 1, HIDDEN_RELU>(&dims, enc, offset, x, h, k0),
         }
     }
 
@@ -491,13 +510,13 @@ fn chunk_impl<V: Lanes16, const HIDDEN_RELU: bool, const OUTPUT_RELU: bool>(
         };
     }
 
-    // ---- hidden L1 penalty: loss += λ/batch · Σ|h|, dh += λ/batch · sign(h). Padding rows
-    // have x = 0, so h = 0 there and they add nothing.
+    // ---- hidden L1 penalty: loss += λ/batch · Σ|h|, dh += λ/batch · sign(h), real rows only
+    let hidden_l1 = extras.hidden_l1;
     if hidden_l1 != 0.0 {
         for k in 0..m {
-            let row = &h[k * stride..(k + 1) * stride];
+            let row = &h[k * stride..k * stride + c];
             let mut abs_sum = 0.0f32;
-            for (d, &hv) in dh[k * stride..(k + 1) * stride].iter_mut().zip(row) {
+            for (d, &hv) in dh[k * stride..k * stride + c].iter_mut().zip(row) {
                 abs_sum += hv.abs();
                 if hv > 0.0 {
                     *d += hidden_l1;
@@ -529,6 +548,15 @@ fn chunk_impl<V: Lanes16, const HIDDEN_RELU: bool, const OUTPUT_RELU: bool>(
             }
         }
     }
+    // The shift's share of dW[i][k] = sum_r dh[k] (x[i] + δ_i): δ_i · sum_r dh[k].
+    if !shift.is_empty() {
+        for k in 0..m {
+            let total = sum(&dh[k * stride..(k + 1) * stride]);
+            for (i, &d) in shift.iter().enumerate() {
+                grads[i * m + k] += d * total;
+            }
+        }
+    }
     loss
 }
 
@@ -542,18 +570,21 @@ struct Dims {
     stride: usize,
 }
 
-/// `h[k0..k0+K] = sum_i W[i][k] x[i]` for one tile of `K` hidden dimensions, `ROW_TILE` rows at
-/// a time with the accumulators in registers. Features are added in order, as a plain loop would.
+/// `h[k0..k0+K] = offset[k] + sum_i W[i][k] x[i]` for one tile of `K` hidden dimensions,
+/// `ROW_TILE` rows at a time with the accumulators in registers. Features are added in order,
+/// as a plain loop would (from an offset of 0 the sums are the same bits as from zero).
 #[inline(always)]
 fn encode_tile<V: Lanes16, const K: usize, const RELU: bool>(
     d: &Dims,
     enc: &[f32],
+    offset: &[f32],
     x: &[f32],
     h: &mut [f32],
     k0: usize,
 ) {
+    let start: [f32; K] = std::array::from_fn(|kk| offset[k0 + kk]);
     for r0 in (0..d.stride).step_by(ROW_TILE) {
-        let mut acc = [V::zero(); K];
+        let mut acc: [V; K] = std::array::from_fn(|kk| V::splat(start[kk]));
         for i in 0..d.n {
             let xv = V::load(tile(x, i * d.stride + r0));
             let w: &[f32; K] = tile(enc, i * d.m + k0);
@@ -693,7 +724,7 @@ fn encoder_grad_tile<V: Lanes16, const I: usize, const K: usize>(
 }
 
 /// Loss and gradient of one instance on a whole feature-major batch `x` (`[n][rows]`), with the
-/// hidden L1 penalty `hidden_l1` = λ (0 for none), chunked
+/// [`Extras`] (`hidden_l1` already divided by `rows`), chunked
 /// exactly as training chunks it (tests and the golden file use it; training fuses sampling in,
 /// and evaluation uses the forward pass alone, [`forward::loss`]).
 pub fn loss_and_grad(
@@ -702,7 +733,7 @@ pub fn loss_and_grad(
     x: &[f32],
     rows: usize,
     importance: &[f32],
-    hidden_l1: f32,
+    extras: Extras<'_>,
     grads: &mut [f32],
 ) -> f64 {
     let n = shape.features;
@@ -722,8 +753,7 @@ pub fn loss_and_grad(
             ws.x[i * stride..i * stride + c]
                 .copy_from_slice(&x[i * rows + start..i * rows + start + c]);
         }
-        let l1 = hidden_l1 / rows as f32;
-        loss += forward_backward_chunk(shape, params, grads, &mut ws, &weight, l1, c);
+        loss += forward_backward_chunk(shape, params, grads, &mut ws, &weight, extras, c);
         start += c;
     }
     loss
@@ -742,6 +772,7 @@ mod tests {
         rows: usize,
         imp: &[f64],
         hidden_l1: f64,
+        shift: &[f64],
     ) -> f64 {
         let (n, m) = (shape.features, shape.hidden);
         let enc = &p[..n * m];
@@ -752,7 +783,8 @@ mod tests {
             let mut h = vec![0.0; m];
             for k in 0..m {
                 for i in 0..n {
-                    h[k] += enc[i * m + k] * x[i * rows + r];
+                    let input = x[i * rows + r] + shift.get(i).copied().unwrap_or(0.0);
+                    h[k] += enc[i * m + k] * input;
                 }
                 if matches!(shape.kind, ModelKind::ReluHidden | ModelKind::Abs) {
                     h[k] = h[k].max(0.0);
@@ -784,14 +816,21 @@ mod tests {
             .collect()
     }
 
-    /// Every gradient of every model, with and without the hidden L1 penalty, against central
-    /// finite differences of the f64 reference.
+    /// Every gradient of every model, with and without the hidden L1 penalty and an input
+    /// shift, against central finite differences of the f64 reference.
     #[test]
     fn gradients_match_finite_differences_for_every_model() {
-        for (kind, l1) in ModelKind::ALL
-            .into_iter()
-            .flat_map(|k| [(k, 0.0f32), (k, 0.03)])
-        {
+        let some_shift = [0.2f32, -0.1, 0.0, 0.15, -0.25, 0.05];
+        for (kind, l1, shifted) in ModelKind::ALL.into_iter().flat_map(|k| {
+            [
+                (k, 0.0f32, false),
+                (k, 0.03, false),
+                (k, 0.0, true),
+                (k, 0.03, true),
+            ]
+        }) {
+            let shift: &[f32] = if shifted { &some_shift } else { &[] };
+            let shift64: Vec<f64> = shift.iter().map(|&v| v as f64).collect();
             let shape = Shape {
                 kind,
                 features: 6,
@@ -806,15 +845,19 @@ mod tests {
             let imp: Vec<f32> = (0..shape.features).map(|i| 0.8f32.powi(i as i32)).collect();
             let params = random_params(&shape, 5 + kind as u64);
             let mut grads = vec![0.0f32; shape.param_len()];
-            let loss = loss_and_grad(&shape, &params, &x, rows, &imp, l1, &mut grads);
+            let extras = Extras {
+                hidden_l1: l1 / rows as f32,
+                input_shift: shift,
+            };
+            let loss = loss_and_grad(&shape, &params, &x, rows, &imp, extras, &mut grads);
 
             let p64: Vec<f64> = params.iter().map(|&v| v as f64).collect();
             let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
             let imp64: Vec<f64> = imp.iter().map(|&v| v as f64).collect();
-            let ref_loss = reference_loss(&shape, &p64, &x64, rows, &imp64, l1 as f64);
+            let ref_loss = reference_loss(&shape, &p64, &x64, rows, &imp64, l1 as f64, &shift64);
             assert!(
                 (loss - ref_loss).abs() < 1e-5 * ref_loss.max(1.0),
-                "{kind:?}, λ {l1}: loss {loss} vs reference {ref_loss}"
+                "{kind:?}, λ {l1}, shift {shifted}: loss {loss} vs reference {ref_loss}"
             );
             let eps = 1e-6;
             for j in 0..shape.param_len() {
@@ -822,13 +865,13 @@ mod tests {
                 plus[j] += eps;
                 let mut minus = p64.clone();
                 minus[j] -= eps;
-                let fd = (reference_loss(&shape, &plus, &x64, rows, &imp64, l1 as f64)
-                    - reference_loss(&shape, &minus, &x64, rows, &imp64, l1 as f64))
+                let fd = (reference_loss(&shape, &plus, &x64, rows, &imp64, l1 as f64, &shift64)
+                    - reference_loss(&shape, &minus, &x64, rows, &imp64, l1 as f64, &shift64))
                     / (2.0 * eps);
                 let g = grads[j] as f64;
                 assert!(
                     (g - fd).abs() <= 1e-4 + 1e-3 * fd.abs(),
-                    "{kind:?}, λ {l1}: parameter {j}: analytic {g} vs finite difference {fd}"
+                    "{kind:?}, λ {l1}, shift {shifted}: parameter {j}: analytic {g} vs finite difference {fd}"
                 );
             }
         }
@@ -859,20 +902,24 @@ mod tests {
                 let weight = vec![1.0 / (rows * n) as f32; n];
                 let mut portable = vec![0.0f32; shape.param_len()];
                 let mut avx2 = vec![0.0f32; shape.param_len()];
-                let l1 = 0.01 / rows as f32;
+                let shift: Vec<f32> = (0..n).map(|i| 0.05 * (i as f32 - 3.0)).collect();
+                let extras = Extras {
+                    hidden_l1: 0.01 / rows as f32,
+                    input_shift: &shift,
+                };
                 let a = forward_backward_chunk(
                     &shape,
                     &params,
                     &mut portable,
                     &mut ws,
                     &weight,
-                    l1,
+                    extras,
                     rows,
                 );
                 // SAFETY: AVX2 and FMA detected above.
                 let b = unsafe {
                     forward_backward_chunk_avx2(
-                        &shape, &params, &mut avx2, &mut ws, &weight, l1, rows,
+                        &shape, &params, &mut avx2, &mut ws, &weight, extras, rows,
                     )
                 };
                 assert_eq!(a.to_bits(), b.to_bits(), "{kind:?} n={n} m={m}: loss");

@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::{InitScheme, InstanceSpec, TrainConfig, TrainSettings};
-use crate::data::{stream_key, DataSource, FeatureSampler, LaneRng, StreamKind, LANES};
+use crate::data::{stream_key, DataSource, FeatureSampler, LaneRng, SplitMix64, StreamKind, LANES};
 use crate::model::forward::{loss_weights, LossScratch};
 #[cfg(target_arch = "x86_64")]
 use crate::model::forward_backward_chunk_avx2;
-use crate::model::{forward_backward_chunk, padded_rows, Shape, Workspace, ROW_CHUNK};
+use crate::model::{forward_backward_chunk, padded_rows, Extras, Shape, Workspace, ROW_CHUNK};
 
 pub use crate::model::KernelVariant;
 
@@ -138,6 +138,16 @@ pub fn init_params(
     params
 }
 
+/// Root-mean-square norm of an input row: √(Σ_i p_i E[v²]) with E[v²] = 1/3 for values
+/// uniform on [0, 1] or [−1, 1]; 1 for a dataset of rows normalised to unit length.
+fn rms_input_norm(spec: &InstanceSpec) -> f32 {
+    if spec.data.dataset.as_ref().is_some_and(|d| d.normalize) {
+        return 1.0;
+    }
+    let mean_square: f32 = spec.feature_probability.iter().map(|p| p / 3.0).sum();
+    mean_square.sqrt()
+}
+
 /// All the state of one training instance: parameters, optimiser moments, data, scratch.
 pub struct InstanceTrainer {
     /// The instance's settings.
@@ -154,6 +164,11 @@ pub struct InstanceTrainer {
     loss_weight: Vec<f32>,
     /// `λ / rows`: the hidden L1 penalty's weight for a batch of `weight_rows` rows.
     l1_weight: f32,
+    /// Adversarial training: the attack's length ε (0: none), its feature stream's key, and
+    /// this step's perturbation δ (`[n]`, empty without attacks).
+    attack_length: f32,
+    attack_key: u64,
+    shift: Vec<f32>,
     weight_rows: usize,
     ws: Workspace,
     /// Steps taken so far.
@@ -198,6 +213,13 @@ impl InstanceTrainer {
         let rows = settings.batch_size;
         let loss_weight = loss_weights(&spec.importance, rows);
         let l1_weight = spec.hidden_l1 / rows as f32;
+        let attack_length = spec.adversarial_radius * rms_input_norm(&spec);
+        let attack_key = stream_key(settings.seed, spec.index as u64, StreamKind::Attack);
+        let shift = if attack_length > 0.0 {
+            vec![0.0; shape.features]
+        } else {
+            Vec::new()
+        };
         let source = DataSource::training(
             &spec.data,
             &spec.feature_probability,
@@ -216,6 +238,9 @@ impl InstanceTrainer {
             adam_v: vec![0.0; len],
             loss_weight,
             l1_weight,
+            attack_length,
+            attack_key,
+            shift,
             weight_rows: rows,
             ws: Workspace::new(&shape),
             steps_done: 0,
@@ -242,6 +267,9 @@ impl InstanceTrainer {
             self.l1_weight = self.spec.hidden_l1 / rows as f32;
             self.weight_rows = rows;
         }
+        if self.attack_length > 0.0 {
+            self.attack();
+        }
         let mut loss = 0.0;
         let mut start = 0;
         while start < rows {
@@ -251,21 +279,49 @@ impl InstanceTrainer {
                 .fill_chunk(&mut self.ws.x[..n * stride], start, c, stride);
             let (shape, params, grads, ws) =
                 (&self.shape, &self.params, &mut self.grads, &mut self.ws);
-            let (weight, l1) = (&self.loss_weight, self.l1_weight);
+            let weight = &self.loss_weight;
+            let extras = Extras {
+                hidden_l1: self.l1_weight,
+                input_shift: &self.shift,
+            };
             loss += if AVX2 {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: AVX2 is only true inside `run_avx2`, reached after `KernelVariant::checked`.
                 unsafe {
-                    forward_backward_chunk_avx2(shape, params, grads, ws, weight, l1, c)
+                    forward_backward_chunk_avx2(shape, params, grads, ws, weight, extras, c)
                 }
                 #[cfg(not(target_arch = "x86_64"))]
                 unreachable!("AVX2 kernel on a non-x86 target")
             } else {
-                forward_backward_chunk(shape, params, grads, ws, weight, l1, c)
+                forward_backward_chunk(shape, params, grads, ws, weight, extras, c)
             };
             start += c;
         }
         loss
+    }
+
+    /// This step's adversarial perturbation: the paper's analytic attack on one feature i,
+    /// δ = ε (WᵀW)_i / ‖(WᵀW)_i‖, the feature drawn from the step number (so that a resumed
+    /// run draws the same ones). Tied models only (checked by the config).
+    fn attack(&mut self) {
+        let (n, m) = (self.shape.features, self.shape.hidden);
+        let mut draw = SplitMix64(self.attack_key ^ self.steps_done.wrapping_mul(0x9E37_79B9));
+        let i = (draw.next_u64() % n as u64) as usize;
+        let w = &self.params[..n * m];
+        let w_i = &w[i * m..(i + 1) * m];
+        let mut norm2 = 0.0f32;
+        for (j, d) in self.shift.iter_mut().enumerate() {
+            *d = crate::model::dot(w_i, &w[j * m..(j + 1) * m]);
+            norm2 += *d * *d;
+        }
+        let scale = if norm2 > 0.0 {
+            self.attack_length / norm2.sqrt()
+        } else {
+            0.0
+        };
+        for d in &mut self.shift {
+            *d *= scale;
+        }
     }
 
     /// THE training step: fresh batch → forward → backward → AdamW.

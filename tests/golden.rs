@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use tms::model::{loss_and_grad, ModelKind, Shape};
+use tms::model::{loss_and_grad, Extras, ModelKind, Shape};
 use tms::train::AdamW;
 
 /// Largest accepted relative error, `|tms - torch| / max(|torch|, floor)`.
@@ -186,8 +186,15 @@ fn loss_gradients_and_adamw_steps_match_pytorch() {
                     // Start from torch's parameters, keep tms's moments.
                     params = case.steps[s - 1].after.buffer(&shape, inst);
                 }
-                let loss =
-                    loss_and_grad(&shape, &params, &x, rows, &case.importance, 0.0, &mut grads);
+                let loss = loss_and_grad(
+                    &shape,
+                    &params,
+                    &x,
+                    rows,
+                    &case.importance,
+                    Extras::default(),
+                    &mut grads,
+                );
                 checker.check(&format!("{at} loss"), &[loss as f32], &[step.loss[inst]], 1);
                 let want = step.grad.buffer(&shape, inst);
                 for ((t, got, cols), (_, want, _)) in tensors(&shape, &grads)

@@ -28,6 +28,8 @@ pub enum StreamKind {
     Eval = 3,
     /// The order in which a fixed dataset's rows are visited, epoch by epoch.
     Shuffle = 4,
+    /// The features adversarial training attacks, step by step.
+    Attack = 5,
 }
 
 /// Derive the 64-bit key of one stream of one instance.

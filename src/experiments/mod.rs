@@ -5,6 +5,7 @@
 //! measured numbers recorded.
 
 pub mod adversarial;
+pub mod adversarial_training;
 pub mod asymmetric_motif;
 pub mod collapse;
 pub mod computation;
@@ -121,7 +122,7 @@ pub struct Experiment {
 
 /// Every registered experiment, in paper order.
 pub fn registry() -> &'static [Experiment] {
-    static REGISTRY: [Experiment; 19] = [
+    static REGISTRY: [Experiment; 20] = [
         intro::EXPERIMENT,
         linear_vs_relu::EXPERIMENT,
         sweep_100::EXPERIMENT,
@@ -136,6 +137,7 @@ pub fn registry() -> &'static [Experiment] {
         dynamics::EXPERIMENT,
         dynamics_correlated::EXPERIMENT,
         adversarial::EXPERIMENT,
+        adversarial_training::EXPERIMENT,
         privileged_basis::EXPERIMENT,
         computation::EXPERIMENT,
         computation_sweep::EXPERIMENT,

@@ -372,7 +372,7 @@ fn store_tile(row: &mut [f32], r0: usize, tile: &[f32; ROW_TILE]) {
 mod tests {
     use super::*;
     use crate::data::{FeatureSampler, LaneRng};
-    use crate::model::loss_and_grad;
+    use crate::model::{loss_and_grad, Extras};
 
     fn random_params(shape: &Shape, seed: u64) -> Vec<f32> {
         let mut rng = LaneRng::new(seed);
@@ -437,7 +437,15 @@ mod tests {
                 assert!((*a as f64 - b).abs() < 1e-5, "{kind:?}: output {a} vs {b}");
             }
             let mut grads = vec![0.0; shape.param_len()];
-            let fused = loss_and_grad(&shape, &params, &x, rows, &imp, 0.0, &mut grads);
+            let fused = loss_and_grad(
+                &shape,
+                &params,
+                &x,
+                rows,
+                &imp,
+                Extras::default(),
+                &mut grads,
+            );
             assert!(
                 (pass.loss - fused).abs() <= 1e-6 * fused,
                 "{kind:?}: {} vs {fused}",

@@ -87,6 +87,10 @@ pub struct InstanceRecord {
     /// λ of the hidden L1 penalty it was trained with (0, and left out of the file, for none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub hidden_l1: f32,
+    /// Adversarial training radius it was trained with, a share of the input norm (0, and left
+    /// out of the file, for none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub adversarial_radius: f32,
     /// Whether this restart is the lowest-loss one of its sweep point (used by figures and
     /// verdicts).
     pub selected: bool,

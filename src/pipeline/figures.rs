@@ -6,14 +6,17 @@ use crate::output::plots::{ArrowPanel, BarPanel, Figure, GramPanel};
 use crate::output::records::InstanceRecord;
 
 /// Title of an instance's panel: its sparsity when uniform, its per-feature densities when
-/// they differ and there are few features, else its index; then the hidden L1 penalty λ if any.
+/// they differ and there are few features, else its index; then the hidden L1 penalty λ and the
+/// adversarial training radius, if any.
 pub fn panel_title(r: &InstanceRecord) -> String {
-    let data = data_title(r);
+    let mut title = data_title(r);
     if r.hidden_l1 > 0.0 {
-        format!("{data}, λ = {}", r.hidden_l1)
-    } else {
-        data
+        title.push_str(&format!(", λ = {}", r.hidden_l1));
     }
+    if r.adversarial_radius > 0.0 {
+        title.push_str(&format!(", attack ε = {}‖x‖", r.adversarial_radius));
+    }
+    title
 }
 
 fn data_title(r: &InstanceRecord) -> String {
@@ -43,8 +46,9 @@ pub fn loss_figure(run: &RunResult) -> Option<Figure> {
         .iter()
         .enumerate()
         .map(|(k, spec)| {
-            let label = match run.records[k].common_sparsity() {
-                Some(s) if spec.hidden_l1 > 0.0 => format!("S = {s:.3}, λ = {}", spec.hidden_l1),
+            let r = &run.records[k];
+            let label = match r.common_sparsity() {
+                Some(_) if r.hidden_l1 > 0.0 || r.adversarial_radius > 0.0 => panel_title(r),
                 Some(s) => format!("S = {s:.3}"),
                 None => format!("instance {}", spec.index),
             };

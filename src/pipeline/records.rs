@@ -58,6 +58,7 @@ pub fn instance_records(
                     .map(|kind| kind.name().to_string()),
                 restart: spec.map_or(0, |s| s.restart),
                 hidden_l1: spec.map_or(0.0, |s| s.hidden_l1),
+                adversarial_radius: spec.map_or(0.0, |s| s.adversarial_radius),
                 selected: true,
                 feature_probability: spec.map(|s| s.feature_probability.clone()),
                 importance: spec.map(|s| s.importance.clone()),

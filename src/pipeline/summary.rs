@@ -8,20 +8,24 @@ use crate::output::records::{describe_outcomes, InstanceRecord};
 pub fn summary_table(run: &RunResult) -> String {
     let n = run.weights.features;
     let show_restarts = run.records.iter().any(|r| r.restart > 0);
-    // A column for the hidden L1 penalty, only in runs that use one.
+    // Columns for the hidden L1 penalty and the adversarial radius, only in runs that use them.
     let show_l1 = run.records.iter().any(|r| r.hidden_l1 > 0.0);
-    let l1_cell = |v: String| {
+    let show_radius = run.records.iter().any(|r| r.adversarial_radius > 0.0);
+    let extra_cells = |l1: String, radius: String| {
+        let mut cells = String::new();
         if show_l1 {
-            format!("{v:>8}  ")
-        } else {
-            String::new()
+            cells.push_str(&format!("{l1:>8}  "));
         }
+        if show_radius {
+            cells.push_str(&format!("{radius:>8}  "));
+        }
+        cells
     };
     let mut out = format!(
         "{:>5}  {:>7}  {}{:>10}  {:>11}  {:>6}  {}\n",
         "inst",
         "S",
-        l1_cell("λ".into()),
+        extra_cells("λ".into(), "attack ε".into()),
         "loss",
         "represented",
         "D*",
@@ -52,7 +56,10 @@ pub fn summary_table(run: &RunResult) -> String {
             "{:>5}  {:>7}  {}{:>10}  {:>11}  {:>6.3}  {}{}\n",
             r.index,
             s,
-            l1_cell(format!("{}", r.hidden_l1)),
+            extra_cells(
+                format!("{}", r.hidden_l1),
+                format!("{}", r.adversarial_radius)
+            ),
             loss,
             format!("{}/{}", r.represented, n),
             r.dimensions_per_feature,
