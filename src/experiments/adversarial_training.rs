@@ -18,13 +18,10 @@
 //! Seed 0: 10, 10, 10, 9, 6, 5 and 5 features represented from radius 0 to 1.6: superposition
 //! is gone from radius 1.2 on, the clean loss 11× the plain model's.
 
+use super::hidden_l1::{superposed_model_config, DENSITY, FEATURES, HIDDEN};
 use super::{Experiment, Profile};
 use crate::analysis::verdict::{fmt_list, Check, Verdict};
-use crate::config::{
-    Axis, DataConfig, ImportanceSpec, ModelConfig, PerFeature, SweepConfig, TrainConfig,
-    TrainSettings,
-};
-use crate::model::ModelKind;
+use crate::config::{Axis, SweepConfig, TrainConfig};
 use crate::output::plots::{Figure, Mark, Series, SeriesStyle};
 use crate::output::records::InstanceRecord;
 use crate::pipeline::{bars_figure, gram_figure, RunResult};
@@ -44,11 +41,6 @@ pub const EXPERIMENT: Experiment = Experiment {
     verdict,
 };
 
-/// Features, hidden dimensions, importance decay, feature density.
-const FEATURES: usize = 20;
-const HIDDEN: usize = 5;
-const DECAY: f64 = 0.7;
-const DENSITY: f64 = 0.03;
 /// Attack radii as shares of the RMS input norm, the plain model first.
 const RADII: [f64; 7] = [0.0, 0.1, 0.2, 0.4, 0.8, 1.2, 1.6];
 /// "Falls": the represented features may rise by at most this between neighbouring radii
@@ -58,30 +50,11 @@ const SLACK: usize = 1;
 const SMALL_RADIUS: f32 = 0.4;
 
 fn config(profile: Profile) -> TrainConfig {
-    let restarts = match profile {
-        Profile::Quick => 3,
-        Profile::Paper => 10,
+    let sweep = SweepConfig {
+        adversarial_radius: Some(Axis::Values(RADII.to_vec())),
+        ..SweepConfig::default()
     };
-    TrainConfig {
-        name: "adversarial-training".into(),
-        model: ModelConfig {
-            kind: ModelKind::ReluOutput,
-            features: FEATURES,
-            hidden: HIDDEN,
-        },
-        train: TrainSettings::default(),
-        data: DataConfig {
-            feature_probability: PerFeature::All(DENSITY),
-            importance: ImportanceSpec::Decay { decay: DECAY },
-            ..DataConfig::default()
-        },
-        sweep: Some(SweepConfig {
-            adversarial_radius: Some(Axis::Values(RADII.to_vec())),
-            restarts,
-            ..SweepConfig::default()
-        }),
-        instances: Vec::new(),
-    }
+    superposed_model_config("adversarial-training", sweep, profile)
 }
 
 /// What the verdict and the figures read from the kept model at one radius.
@@ -221,20 +194,13 @@ fn verdict(run: &RunResult) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::experiments::hidden_l1::tests::on_axes;
+    use crate::model::ModelKind;
     use crate::output::weights::Weights;
     use crate::pipeline::instance_records;
 
     const N: usize = FEATURES;
     const M: usize = HIDDEN;
-
-    /// `count` features on the axes, the first m pointing +, the next m −.
-    fn on_axes(count: usize) -> Vec<f32> {
-        let mut w = vec![0.0; N * M];
-        for i in 0..count.min(2 * M) {
-            w[i * M + i % M] = if i < M { 1.0 } else { -1.0 };
-        }
-        w
-    }
 
     /// Judge hand-made models: `count(level)` features on the axes at RADII[level].
     fn judge(count: impl Fn(usize) -> usize) -> Verdict {

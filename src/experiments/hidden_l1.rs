@@ -44,11 +44,12 @@ pub const EXPERIMENT: Experiment = Experiment {
     verdict,
 };
 
-/// Features, hidden dimensions, importance decay, feature density.
-const FEATURES: usize = 20;
-const HIDDEN: usize = 5;
+/// Features, hidden dimensions, importance decay, feature density (shared with
+/// `adversarial-training`).
+pub(super) const FEATURES: usize = 20;
+pub(super) const HIDDEN: usize = 5;
 const DECAY: f64 = 0.7;
-const DENSITY: f64 = 0.03;
+pub(super) const DENSITY: f64 = 0.03;
 /// The penalties λ, the plain model first.
 const PENALTIES: [f64; 7] = [0.0, 3e-4, 1e-3, 2e-3, 4e-3, 1e-2, 3e-2];
 /// A represented feature with a smaller fractional dimensionality shares its dimension.
@@ -59,12 +60,26 @@ const SLACK: f64 = 0.1;
 const LOSS_SLACK: f64 = 0.05;
 
 fn config(profile: Profile) -> TrainConfig {
+    let sweep = SweepConfig {
+        hidden_l1: Some(Axis::Values(PENALTIES.to_vec())),
+        ..SweepConfig::default()
+    };
+    superposed_model_config("hidden-l1", sweep, profile)
+}
+
+/// The ReLU-output model of this file at its density, over the axis of `sweep`, with 3
+/// restarts per point (paper profile 10).
+pub(super) fn superposed_model_config(
+    name: &str,
+    sweep: SweepConfig,
+    profile: Profile,
+) -> TrainConfig {
     let restarts = match profile {
         Profile::Quick => 3,
         Profile::Paper => 10,
     };
     TrainConfig {
-        name: "hidden-l1".into(),
+        name: name.into(),
         model: ModelConfig {
             kind: ModelKind::ReluOutput,
             features: FEATURES,
@@ -76,11 +91,7 @@ fn config(profile: Profile) -> TrainConfig {
             importance: ImportanceSpec::Decay { decay: DECAY },
             ..DataConfig::default()
         },
-        sweep: Some(SweepConfig {
-            hidden_l1: Some(Axis::Values(PENALTIES.to_vec())),
-            restarts,
-            ..SweepConfig::default()
-        }),
+        sweep: Some(SweepConfig { restarts, ..sweep }),
         instances: Vec::new(),
     }
 }
@@ -282,7 +293,7 @@ fn verdict(run: &RunResult) -> Verdict {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::output::weights::Weights;
     use crate::pipeline::instance_records;
@@ -292,7 +303,7 @@ mod tests {
 
     /// `count` features on the axes: feature i on axis i mod m, pointing +, then −, so that
     /// more than m features form antipodal pairs (superposition).
-    fn on_axes(count: usize) -> Vec<f32> {
+    pub(in crate::experiments) fn on_axes(count: usize) -> Vec<f32> {
         let mut w = vec![0.0; N * M];
         for i in 0..count.min(2 * M) {
             w[i * M + i % M] = if i < M { 1.0 } else { -1.0 };
