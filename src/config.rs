@@ -702,10 +702,14 @@ impl TrainConfig {
             s.adversarial_radius > 0.0
                 && !matches!(s.kind, ModelKind::Linear | ModelKind::ReluOutput)
         }) {
-            let field = if self.train.adversarial_radius > 0.0 {
-                "train.adversarial_radius"
-            } else {
+            let swept = self
+                .sweep
+                .as_ref()
+                .is_some_and(|s| s.adversarial_radius.is_some());
+            let field = if swept {
                 "sweep.adversarial_radius"
+            } else {
+                "train.adversarial_radius"
             };
             return Err(ConfigError::new(
                 field,
@@ -920,10 +924,10 @@ impl TrainConfig {
             ("train.hidden_l1", t.hidden_l1),
             ("train.adversarial_radius", t.adversarial_radius),
         ] {
-            if !(v.is_finite() && v >= 0.0) {
+            if !(v.is_finite() && (0.0..=1e12).contains(&v)) {
                 return Err(ConfigError::new(
                     name,
-                    format!("{v} is out of range: must be a finite number >= 0"),
+                    format!("{v} is out of range: must be a finite number in [0, 1e12]"),
                 ));
             }
         }
@@ -1450,7 +1454,10 @@ restarts = 3
         let plain = TrainConfig::from_toml(base, "x").unwrap();
         assert!(!plain.to_toml().contains("hidden_l1"));
         let e = err(&format!("{base}[train]\nhidden_l1 = -1.0\n"));
-        assert!(e.contains("train.hidden_l1") && e.contains(">= 0"), "{e}");
+        assert!(
+            e.contains("train.hidden_l1") && e.contains("[0, 1e12]"),
+            "{e}"
+        );
         let e = err(&format!("{base}[sweep]\nhidden_l1 = [0.1, -2.0]\n"));
         assert!(e.contains("sweep.hidden_l1[1]"), "{e}");
     }
@@ -1468,7 +1475,7 @@ restarts = 3
         assert_eq!(radii, vec![0.0, 0.0, 0.8, 0.8]);
         let e = err(&format!("{base}[train]\nadversarial_radius = -0.5\n"));
         assert!(
-            e.contains("train.adversarial_radius") && e.contains(">= 0"),
+            e.contains("train.adversarial_radius") && e.contains("[0, 1e12]"),
             "{e}"
         );
         let hidden = "[model]\nkind = \"relu-hidden\"\nfeatures = 2\nhidden = 1\n";

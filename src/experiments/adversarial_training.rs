@@ -33,8 +33,8 @@ pub const EXPERIMENT: Experiment = Experiment {
     summary: "n=20, m=5 at 1−S=0.03 trained against the analytic attack: superposition falls as the radius grows",
     claim: "Training against the analytic attack (each step, the optimal L2 attack on a random \
             feature, of radius ε) reduces superposition: as ε grows the model stores fewer \
-            features per dimension, and attacks of about 80 % of the input norm are needed to \
-            remove superposition.",
+            features in its m dimensions, and attacks of about 80 % of the input norm are \
+            needed to remove superposition.",
     config,
     after: None,
     figures,
@@ -170,10 +170,12 @@ fn verdict(run: &RunResult) -> Verdict {
         ),
     });
 
-    // The smallest radius whose model keeps no more features than dimensions.
-    let removed = pts
-        .iter()
-        .position(|p| p.radius > 0.0 && p.represented >= 1 && p.represented <= HIDDEN);
+    // The smallest radius from which on every model keeps no more features than dimensions.
+    let removed = (0..pts.len()).find(|&k| {
+        pts[k].radius > 0.0
+            && pts[k].represented >= 1
+            && pts[k..].iter().all(|p| p.represented <= HIDDEN)
+    });
     checks.push(Check {
         name: "only large attacks remove superposition".into(),
         passed: removed.is_some_and(|k| pts[k].radius >= SMALL_RADIUS),
@@ -182,10 +184,10 @@ fn verdict(run: &RunResult) -> Verdict {
                 "from radius {}: {} features represented",
                 pts[k].radius, pts[k].represented
             ),
-            None => format!("no radius leaves 1 to {HIDDEN} features"),
+            None => format!("no radius from which on at most {HIDDEN} features stay, 1 or more at it"),
         },
         expected: format!(
-            "some radius leaves 1 to {HIDDEN} features (the paper: about 0.8), none below {SMALL_RADIUS}"
+            "from some radius on at most {HIDDEN} features, at that radius at least 1 (the paper: about 0.8); not below {SMALL_RADIUS}"
         ),
     });
     Verdict::from_checks(checks)
@@ -245,6 +247,20 @@ mod tests {
             !v.reproduced && !v.checks[1].passed && !v.checks[2].passed,
             "{v:#?}"
         );
+    }
+
+    /// Superposition gone at one radius but back at larger ones is not removed.
+    #[test]
+    fn superposition_coming_back_fails() {
+        let v = judge(|level| [10, 10, 9, 5, 6, 7, 6][level]);
+        assert!(!v.reproduced && !v.checks[2].passed, "{v:#?}");
+    }
+
+    /// A plain model without superposition has nothing to remove.
+    #[test]
+    fn no_superposition_without_attacks_fails() {
+        let v = judge(|level| [5, 5, 5, 4, 4, 3, 3][level]);
+        assert!(!v.reproduced && !v.checks[0].passed, "{v:#?}");
     }
 
     /// Superposition gone at the smallest attack: not the paper's "needs about 80 %".

@@ -11,7 +11,7 @@
 //!
 //! Superposition is measured as the paper's features per dimension 1/D* = ‖W‖²_F/m and as
 //! represented features (‖W_i‖ > 0.5) beyond m. Seed 0: 10 features in 5 dimensions at λ = 0
-//! (1/D* = 2.0, five antipodal pairs); at λ = 0.004 five features, 1/D* = 0.93, the loss 4×;
+//! (1/D* = 2.0, five antipodal pairs); at λ = 0.004 five features, 1/D* = 0.93, the loss 4.2×;
 //! at 0.03 one feature. The penalty does not remove every shared dimension: an antipodal pair
 //! on one axis costs no more L1 than one feature there, and for some seeds a pair survives
 //! while the less important features go (reported as "in superposition": represented with
@@ -36,8 +36,8 @@ pub const EXPERIMENT: Experiment = Experiment {
     summary:
         "n=20, m=5 at 1−S=0.03, L1 penalty λ‖h‖₁: superposition falls as λ grows, the loss rises",
     claim: "Adding an L1 penalty λ‖h‖₁ on the hidden activations to the loss makes the model \
-            give up superposition: as λ grows it stores fewer features per dimension, until the \
-            features it keeps each have a dimension of their own, and its loss rises.",
+            give up superposition: as λ grows it stores fewer features per dimension, until it \
+            keeps no more features than dimensions, and its loss rises.",
     config,
     after: None,
     figures,
