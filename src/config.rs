@@ -992,15 +992,11 @@ impl TrainConfig {
             "sweep.one_feature_probability",
             check_probabilities,
         )?;
-        let decays: Vec<Option<f64>> = match &sweep.importance_decay {
-            None => vec![None],
-            Some(ax) => {
-                ax.validate("sweep.importance_decay")?;
-                let vals = ax.values();
-                check_nonnegative(&vals, "sweep.importance_decay")?;
-                vals.into_iter().map(Some).collect()
-            }
-        };
+        let decays: Vec<Option<f64>> =
+            match nonnegative_axis(sweep.importance_decay.as_ref(), "sweep.importance_decay")? {
+                None => vec![None],
+                Some(vals) => vals.into_iter().map(Some).collect(),
+            };
         let probs: Vec<Option<f64>> = match (&sweep.feature_probability, &sweep.sparsity) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::new(
@@ -1022,24 +1018,13 @@ impl TrainConfig {
             }
             (None, None) => vec![None],
         };
-        let penalties: Vec<f64> = match &sweep.hidden_l1 {
-            None => vec![self.train.hidden_l1],
-            Some(ax) => {
-                ax.validate("sweep.hidden_l1")?;
-                let vals = ax.values();
-                check_nonnegative(&vals, "sweep.hidden_l1")?;
-                vals
-            }
-        };
-        let radii: Vec<f64> = match &sweep.adversarial_radius {
-            None => vec![self.train.adversarial_radius],
-            Some(ax) => {
-                ax.validate("sweep.adversarial_radius")?;
-                let vals = ax.values();
-                check_nonnegative(&vals, "sweep.adversarial_radius")?;
-                vals
-            }
-        };
+        let penalties = nonnegative_axis(sweep.hidden_l1.as_ref(), "sweep.hidden_l1")?
+            .unwrap_or_else(|| vec![self.train.hidden_l1]);
+        let radii = nonnegative_axis(
+            sweep.adversarial_radius.as_ref(),
+            "sweep.adversarial_radius",
+        )?
+        .unwrap_or_else(|| vec![self.train.adversarial_radius]);
         let kinds: Vec<ModelKind> = match &sweep.kind {
             None => vec![self.model.kind],
             Some(list) if list.is_empty() => {
@@ -1236,6 +1221,15 @@ fn check_probabilities(values: &[f64], field: &str) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// The values of an optional sweep axis whose values must be in [0, 1e12].
+fn nonnegative_axis(axis: Option<&Axis>, field: &str) -> Result<Option<Vec<f64>>, ConfigError> {
+    let Some(ax) = axis else { return Ok(None) };
+    ax.validate(field)?;
+    let vals = ax.values();
+    check_nonnegative(&vals, field)?;
+    Ok(Some(vals))
 }
 
 fn check_nonnegative(values: &[f64], field: &str) -> Result<(), ConfigError> {
