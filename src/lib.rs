@@ -19,6 +19,8 @@
 //!   dimensionality, geometry;
 //! * [`output`]: the run folder (safetensors weights, config, metrics JSON, loss CSV, SVG and
 //!   PNG figures), written atomically;
+//! * [`orthogonal`]: vector packings — how many almost-orthogonal directions fit in d
+//!   dimensions (Welch's bound, random and optimised packings), beside the toy models;
 //! * [`experiments`]: the paper's experiments as a registry on top of the pipeline, each with
 //!   its settings, figures and an explicit verdict.
 
@@ -29,6 +31,7 @@ pub mod config;
 pub mod data;
 pub mod experiments;
 pub mod model;
+pub mod orthogonal;
 pub mod output;
 pub mod pipeline;
 pub(crate) mod simd;

@@ -20,6 +20,12 @@ use tms::pipeline::{
 };
 use tms::train::{Progress, TrainControl, TrainError, TrainState};
 
+/// Subcommands with more than a few lines of their own.
+mod cli {
+    pub mod orthogonal;
+}
+use cli::orthogonal;
+
 /// Toy models of superposition: train, analyse and reproduce Elhage et al. (2022).
 #[derive(Parser)]
 #[command(name = "tms", version, about, long_about = None)]
@@ -122,6 +128,38 @@ enum Command {
     Report {
         /// A folder of run folders (e.g. runs/all)
         runs_dir: PathBuf,
+    },
+    /// How many almost-orthogonal directions fit in D dimensions: Welch's bound, random and
+    /// optimised packings, capacity per window, or a run's feature directions against them
+    #[command(after_help = ORTHOGONAL_HELP)]
+    Orthogonal {
+        /// Dimensions
+        #[arg(long, value_name = "D", required_unless_present = "compare",
+              value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        dim: Option<u64>,
+        /// Vectors: random and optimised packings of N vectors, against Welch's bound
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=50_000))]
+        count: Option<u64>,
+        /// Half-width of the window 90° ± DEG: the most vectors found within it (with --count:
+        /// whether N vectors fit)
+        #[arg(long, value_name = "DEG")]
+        angle: Option<f64>,
+        /// A run folder (or weights file): its represented feature directions against an
+        /// optimised packing of as many vectors in as many dimensions
+        #[arg(long, value_name = "RUN", conflicts_with_all = ["dim", "count", "angle"])]
+        compare: Option<PathBuf>,
+        /// Gradient steps of each optimisation
+        #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        steps: u64,
+        /// Largest number of vectors the --angle search tries
+        #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=50_000))]
+        budget: u64,
+        /// Seed of the random and starting vectors
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Worker threads (default: one per core); results do not depend on it
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        threads: Option<u32>,
     },
     /// Compute metrics and figures for a weights file (W as [instances, features, hidden])
     Analyze {
@@ -318,8 +356,46 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Analyze { weights, output } => analyze(&weights, &output),
+        Command::Orthogonal {
+            dim,
+            count,
+            angle,
+            compare,
+            steps,
+            budget,
+            seed,
+            threads,
+        } => {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads.unwrap_or(0) as usize)
+                .build()
+                .context("cannot start the worker threads")?;
+            let settings = tms::orthogonal::PackSettings {
+                steps: steps as usize,
+                seed,
+                ..Default::default()
+            };
+            pool.install(|| match compare {
+                Some(run) => orthogonal::compare(&run, &settings),
+                None => orthogonal::report(
+                    dim.unwrap_or(1) as usize,
+                    count.map(|c| c as usize),
+                    angle,
+                    budget as usize,
+                    &settings,
+                ),
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
+
+const ORTHOGONAL_HELP: &str = "Examples:
+  tms orthogonal --dim 100 --count 10000      random and optimised packings against Welch's bound
+  tms orthogonal --dim 100 --angle 1          the most vectors found within 89°–91° (Welch: 103)
+  tms orthogonal --dim 100 --count 10000 --angle 1   says plainly that it is impossible
+  tms orthogonal --compare runs/uniform       a trained run's feature directions against packings
+`tms reproduce orthogonal` draws the capacity and angle figures.";
 
 /// `tms list`.
 fn list() -> anyhow::Result<ExitCode> {
@@ -364,11 +440,22 @@ fn reproduce(
     };
     let mut jobs = Vec::new();
     for e in &chosen {
-        let mut config = e.configure(&options);
-        config.train.only_instances = instances;
-        config
-            .resolve()
-            .map_err(|err| anyhow::anyhow!("experiment {}: {err}", e.name))?;
+        let config = match e.configure(&options) {
+            Some(mut config) => {
+                config.train.only_instances = instances;
+                config
+                    .resolve()
+                    .map_err(|err| anyhow::anyhow!("experiment {}: {err}", e.name))?;
+                Some(config)
+            }
+            None if instances.is_some() && !all => {
+                bail!(
+                    "experiment {} trains no models; --instances does not apply to it",
+                    e.name
+                )
+            }
+            None => None,
+        };
         let out = match (&output.out, several) {
             (Some(dir), false) => dir.clone(),
             (None, false) => default_out_path(&base, e.name),
@@ -385,8 +472,14 @@ fn reproduce(
     // one training.
     let mut finished: Vec<RunResult> = Vec::new();
     for (e, config, out) in jobs {
+        let Some(config) = config else {
+            let run = e.compute(&options, &mut Bar::new(output.quiet))?;
+            finish(&run, &out, output.force)?;
+            reproduced &= run.verdict.as_ref().is_some_and(|v| v.reproduced);
+            continue;
+        };
         let shared = finished.iter().find(|r| {
-            e.after.is_none() && r.config.as_ref() == Some(&config) && r.stages.is_empty()
+            e.single_stage() && r.config.as_ref() == Some(&config) && r.stages.is_empty()
         });
         if let Some(done) = shared {
             let mut run = done.clone();

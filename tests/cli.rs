@@ -254,3 +254,95 @@ fn help_is_available_everywhere() {
         assert!(stdout(&o).contains("Usage"));
     }
 }
+
+/// `tms orthogonal`: Welch's bound, a known optimal packing, a window it refuses plainly, the
+/// capacity search, and a run's feature directions against packings.
+#[test]
+fn orthogonal_reports_bounds_packings_and_capacity() {
+    let dir = tempfile::tempdir().unwrap();
+    // Six lines in three dimensions: the icosahedron's diagonals meet Welch's bound 1/√5.
+    let o = tms(
+        &[
+            "orthogonal",
+            "--dim",
+            "3",
+            "--count",
+            "6",
+            "--steps",
+            "4000",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("|cos| ≥ 0.4472"), "{text}");
+    assert!(text.contains("1.00× Welch's bound"), "{text}");
+
+    // 200 vectors within 90° ± 1° in 10 dimensions: impossible, and said so.
+    let o = tms(
+        &[
+            "orthogonal",
+            "--dim",
+            "10",
+            "--count",
+            "200",
+            "--angle",
+            "1",
+            "--steps",
+            "20",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("impossible for 200 vectors") && text.contains("at most 10 vectors fit"),
+        "{text}"
+    );
+
+    // The capacity within ±1° in 100 dimensions: Welch caps it at 103; a simplex of 101
+    // vectors (|cos| = 1/100) fits.
+    let o = tms(&["orthogonal", "--dim", "100", "--angle", "1"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("Welch's cap: 103 vectors"), "{text}");
+    let found: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("found by optimisation: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.trim_end_matches('+').parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!((101..=103).contains(&found), "{text}");
+
+    // A trained run's features against packings of the same count and dimensions.
+    std::fs::write(dir.path().join("small.toml"), SMALL_CONFIG).unwrap();
+    let o = tms(
+        &["train", "small.toml", "--out", "small", "--quiet"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tms(&["orthogonal", "--compare", "small"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("2 instance(s), n = 6 features in m = 3 dimensions"),
+        "{text}"
+    );
+    assert!(text.contains("model/optim"), "{text}");
+}
+
+#[test]
+fn orthogonal_refuses_bad_arguments_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tms(&["orthogonal", "--dim", "10", "--angle", "95"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("0 < DEG < 90"), "{}", stderr(&o));
+    let o = tms(&["orthogonal", "--dim", "10"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--count N"), "{}", stderr(&o));
+    let o = tms(&["orthogonal", "--dim", "0", "--count", "5"], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    let o = tms(&["orthogonal", "--compare", "missing-run"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("missing-run"), "{}", stderr(&o));
+}

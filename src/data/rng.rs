@@ -30,6 +30,8 @@ pub enum StreamKind {
     Shuffle = 4,
     /// The features adversarial training attacks, step by step.
     Attack = 5,
+    /// Random vectors of a packing (`orthogonal`), not a toy model.
+    Packing = 6,
 }
 
 /// Derive the 64-bit key of one stream of one instance.

@@ -17,7 +17,7 @@
 //! gradient); the figure shows what ours do. Adversarial training (the option the issue asks
 //! for) is not built yet.
 
-use super::{Experiment, Profile};
+use super::{Experiment, Profile, Work};
 use crate::analysis::adversarial::{attack, mean_norm, reference_weights, TiedModel};
 use crate::analysis::verdict::{fmt_list, Check, Verdict};
 use crate::config::TrainConfig;
@@ -39,8 +39,10 @@ pub const EXPERIMENT: Experiment = Experiment {
             (‖δ‖ = 0.1 × the mean input norm) the loss increase, relative to a model without \
             superposition, rises sharply (more than 3×) as superposition forms and correlates \
             with the features per dimension 1/D* = ‖W‖²_F/m.",
-    config,
-    after: None,
+    work: Work::Train {
+        config,
+        after: None,
+    },
     figures,
     verdict,
 };

@@ -19,7 +19,7 @@
 //! is gone from radius 1.2 on, the clean loss 11× the plain model's.
 
 use super::hidden_l1::{superposed_model_config, DENSITY, FEATURES, HIDDEN};
-use super::{Experiment, Profile};
+use super::{Experiment, Profile, Work};
 use crate::analysis::verdict::{fmt_list, Check, Verdict};
 use crate::config::{Axis, SweepConfig, TrainConfig};
 use crate::output::plots::{Figure, Mark, Series, SeriesStyle};
@@ -35,8 +35,10 @@ pub const EXPERIMENT: Experiment = Experiment {
             feature, of radius ε) reduces superposition: as ε grows the model stores fewer \
             features in its m dimensions, and attacks of about 80 % of the input norm are \
             needed to remove superposition.",
-    config,
-    after: None,
+    work: Work::Train {
+        config,
+        after: None,
+    },
     figures,
     verdict,
 };

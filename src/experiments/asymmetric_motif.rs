@@ -20,7 +20,7 @@
 //! cancels ≥ 50 % of the heavy one. Seed 0: 0, 1, 0, 14, 33, 33 and 1 of the 40 neurons show
 //! it from density 1 to 0.001.
 
-use super::{Experiment, Profile};
+use super::{Experiment, Profile, Work};
 use crate::analysis::motif::{asymmetric_motifs, Motif};
 use crate::analysis::verdict::{Check, Verdict};
 use crate::config::TrainConfig;
@@ -40,8 +40,10 @@ pub const EXPERIMENT: Experiment = Experiment {
             the victim where the heavy interference would occur. Built by hand, this beats the \
             same neuron uninhibited and symmetric superposition; trained |x| models in \
             superposition contain it.",
-    config,
-    after: None,
+    work: Work::Train {
+        config,
+        after: None,
+    },
     figures,
     verdict,
 };

@@ -17,7 +17,7 @@
 //! model is PCA of six independent features (no pair collapses).
 
 use super::correlated::{case, set_collapsed};
-use super::{common_sample_loss, Experiment, Profile};
+use super::{common_sample_loss, Experiment, Profile, Work};
 use crate::analysis::verdict::{fmt_list, Check, Verdict};
 use crate::config::Axis;
 use crate::data::sampler::SetKind;
@@ -34,8 +34,10 @@ pub const EXPERIMENT: Experiment = Experiment {
         "n=6 as 3 correlated pairs, m=2: sets collapse to (a+b)/√2 one by one as density grows",
     claim: "With too little capacity, correlated features collapse onto their principal \
             component: sparse, no set collapses; denser, one set, then two, then all.",
-    config,
-    after: None,
+    work: Work::Train {
+        config,
+        after: None,
+    },
     figures,
     verdict,
 };

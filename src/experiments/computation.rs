@@ -14,7 +14,7 @@
 //! incoming weight on that feature, adding into the feature's output, and for a loss below
 //! 1 % of the zero output's (E[x²] = 1/3).
 
-use super::{Experiment, Profile};
+use super::{Experiment, Profile, Work};
 use crate::analysis::neurons::{neurons, Neuron};
 use crate::analysis::verdict::{Check, Verdict};
 use crate::config::{DataConfig, ModelConfig, SweepConfig, TrainConfig, TrainSettings};
@@ -30,8 +30,10 @@ pub const EXPERIMENT: Experiment = Experiment {
     claim: "A model computing |x| (h = ReLU(W₁x), y′ = ReLU(W₂h + b)) with m = 2n neurons \
             gives every feature one neuron for ReLU(x_i) and one for ReLU(−x_i): incoming \
             weights of opposite sign, both adding into the output of x_i, other weights near 0.",
-    config,
-    after: None,
+    work: Work::Train {
+        config,
+        after: None,
+    },
     figures,
     verdict,
 };

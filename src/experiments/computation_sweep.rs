@@ -13,7 +13,7 @@
 //! neuron is monosemantic when its largest |W₁| weight carries ≥ 90 % of its squared incoming
 //! weight. Seed 0: 0, 5, 5, 50, 100, 100, 100 % of the neurons polysemantic.
 
-use super::{density_sweep_config, Experiment, Profile};
+use super::{density_sweep_config, Experiment, Profile, Work};
 use crate::analysis::neurons::{display_order, neurons, polysemantic_share, Neuron};
 use crate::analysis::verdict::{fmt_list, Check, Verdict};
 use crate::config::TrainConfig;
@@ -31,8 +31,10 @@ pub const EXPERIMENT: Experiment = Experiment {
             is monosemantic; as sparsity grows more neurons become polysemantic, the neurons \
             of the most important features staying monosemantic longest; at 1−S = 0.001 most \
             neurons are polysemantic.",
-    config,
-    after: None,
+    work: Work::Train {
+        config,
+        after: None,
+    },
     figures,
     verdict,
 };

@@ -18,7 +18,7 @@
 //! order with a positive cosine: in the trained hexagons the partners are 64° apart and the
 //! next set 56° away, so "nearest neighbour" would call the paper's picture a failure.
 
-use super::{sets_config, Experiment, Profile, Stages};
+use super::{sets_config, Experiment, Profile, Stages, Work};
 use crate::analysis::geometry::{cosine, PlaneGeometry};
 use crate::analysis::verdict::{Check, Verdict};
 use crate::config::TrainConfig;
@@ -34,8 +34,10 @@ pub const EXPERIMENT: Experiment = Experiment {
     claim: "Correlated features are put orthogonal to each other; anticorrelated features \
             antipodal; with more correlated sets than fit, partners sit side by side (positive \
             interference preferred), though a set sometimes collapses onto one direction.",
-    config,
-    after: Some(other_cases),
+    work: Work::Train {
+        config,
+        after: Some(other_cases),
+    },
     figures,
     verdict,
 };

@@ -21,7 +21,7 @@
 //! of the later drop, and at least 1.5× as fast as on average (measured over seeds 0..20:
 //! 83–98 % of the drop, 1.8–2.6× as fast).
 
-use super::{Experiment, Profile};
+use super::{Experiment, Profile, Work};
 use crate::analysis::metrics::{FeatureMetrics, REPRESENTED_NORM};
 use crate::analysis::verdict::{Check, Verdict};
 use crate::config::{PerFeature, Snapshots, Spacing, SweepConfig, TrainConfig};
@@ -35,8 +35,10 @@ pub const EXPERIMENT: Experiment = Experiment {
     summary: "uniform n=400, m=30 at 1−S=0.3: D_i jumps between sticky values, with the loss",
     claim: "Over training, the features' dimensionalities D_i jump between sticky values \
             (0, 1/2, 1) rather than drift, and the jumps coincide with drops of the loss.",
-    config,
-    after: None,
+    work: Work::Train {
+        config,
+        after: None,
+    },
     figures,
     verdict,
 };

@@ -19,7 +19,7 @@
 //! restarts ends in the cross-set octahedron (at 1 − S = 0.03 too; at 0.3 the six features
 //! are not antipodal).
 
-use super::{sets_config, Experiment, Profile};
+use super::{sets_config, Experiment, Profile, Work};
 use crate::analysis::geometry::cosine;
 use crate::analysis::metrics::gram;
 use crate::analysis::verdict::{Check, Verdict};
@@ -41,8 +41,10 @@ pub const EXPERIMENT: Experiment = Experiment {
             first each correlated set gathers along one direction (PCA-like), then its members \
             split apart; the end is an octahedron whose antipodal pairs join features of \
             different sets, in most restarts.",
-    config,
-    after: None,
+    work: Work::Train {
+        config,
+        after: None,
+    },
     figures,
     verdict,
 };

@@ -17,7 +17,7 @@
 //! while the less important features go (reported as "in superposition": represented with
 //! D_i < 0.9).
 
-use super::{Experiment, Profile};
+use super::{Experiment, Profile, Work};
 use crate::analysis::verdict::{fmt_list, Check, Verdict};
 use crate::analysis::REPRESENTED_NORM;
 use crate::config::{
@@ -38,8 +38,10 @@ pub const EXPERIMENT: Experiment = Experiment {
     claim: "Adding an L1 penalty λ‖h‖₁ on the hidden activations to the loss makes the model \
             give up superposition: as λ grows it stores fewer features per dimension, until it \
             keeps no more features than dimensions, and its loss rises.",
-    config,
-    after: None,
+    work: Work::Train {
+        config,
+        after: None,
+    },
     figures,
     verdict,
 };

@@ -13,7 +13,7 @@
 //! keep the lowest-loss one, so a seed misses the pentagon with probability ≈ 0.3⁵ ≈ 0.2%
 //! (measured: 20 of seeds 1..20 reproduce; `bench/seeds.sh intro`).
 
-use super::{Experiment, Profile};
+use super::{Experiment, Profile, Work};
 use crate::analysis::geometry::{cosine, PlaneGeometry};
 use crate::analysis::verdict::{fmt_list, Check, Verdict};
 use crate::analysis::REPRESENTED_NORM;
@@ -33,8 +33,10 @@ pub const EXPERIMENT: Experiment = Experiment {
         "5 features in 2 dimensions: orthogonal pair → antipodal pairs → pentagon as sparsity grows",
     claim: "Dense: the 2 most important features get orthogonal dimensions, the rest are dropped. \
             Medium sparsity: 4 features as 2 antipodal pairs. High sparsity: all 5 as a pentagon.",
-    config,
-    after: None,
+    work: Work::Train {
+        config,
+        after: None,
+    },
     figures: standard_figures,
     verdict,
 };

@@ -8,7 +8,7 @@
 //! model does the same when dense, and represents more and more features in superposition,
 //! the least important first, as sparsity grows.
 
-use super::{Experiment, Profile};
+use super::{Experiment, Profile, Work};
 use crate::analysis::metrics::gram;
 use crate::analysis::verdict::{fmt_list, Check, Verdict};
 use crate::analysis::REPRESENTED_NORM;
@@ -30,8 +30,10 @@ pub const EXPERIMENT: Experiment = Experiment {
     claim: "The linear model always learns exactly the top m = 5 features (WᵀW a projection). The \
             ReLU model matches it when dense; as sparsity grows it represents more features, in \
             superposition, starting with the least important.",
-    config,
-    after: None,
+    work: Work::Train {
+        config,
+        after: None,
+    },
     figures,
     verdict,
 };

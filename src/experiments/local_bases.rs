@@ -22,7 +22,7 @@
 //! restart reaches the same (ratio 36–53×). At density 0.05 the verdict would fail (mean
 //! 0.033, 6×): the diagonal blocks are visibly less clean there.
 
-use super::{sets_config, Experiment, Profile};
+use super::{sets_config, Experiment, Profile, Work};
 use crate::analysis::metrics::gram;
 use crate::analysis::verdict::{Check, Verdict};
 use crate::config::TrainConfig;
@@ -39,8 +39,10 @@ pub const EXPERIMENT: Experiment = Experiment {
             features are (nearly) orthogonal, while the model is in superposition overall, \
             the interference going between features of different sets, which are rarely \
             active together.",
-    config,
-    after: None,
+    work: Work::Train {
+        config,
+        after: None,
+    },
     figures,
     verdict,
 };

@@ -18,6 +18,7 @@ pub mod intro;
 pub mod linear_vs_relu;
 pub mod local_bases;
 pub mod non_uniform;
+pub mod orthogonal;
 pub mod phase;
 pub mod privileged_basis;
 pub mod sweep_100;
@@ -100,6 +101,24 @@ impl ExperimentOptions {
 /// (train, then attack; a toy model, then something on its activations).
 pub type AfterStage = fn(&mut Stages<'_>, &mut RunResult) -> anyhow::Result<()>;
 
+/// Computes an experiment that trains no toy model (vector packings, ...): the run it returns
+/// carries its arrays as weights and its numbers in `results`; figures and verdict are added
+/// as for any experiment.
+pub type Compute = fn(&ExperimentOptions, &mut dyn Progress) -> anyhow::Result<RunResult>;
+
+/// What an experiment runs.
+pub enum Work {
+    /// Train toy models.
+    Train {
+        /// The settings of the main training stage (seed and restarts are applied centrally).
+        config: fn(Profile) -> TrainConfig,
+        /// Stages after the main training, when the experiment has any.
+        after: Option<AfterStage>,
+    },
+    /// Compute without training (no checkpoints, no `--instances`).
+    Compute(Compute),
+}
+
 /// A paper experiment.
 pub struct Experiment {
     /// Name on the command line.
@@ -110,10 +129,8 @@ pub struct Experiment {
     pub summary: &'static str,
     /// The paper's result, as the report states it.
     pub claim: &'static str,
-    /// The settings of the main training stage (seed and restarts are applied centrally).
-    pub config: fn(Profile) -> TrainConfig,
-    /// Stages after the main training, when the experiment has any.
-    pub after: Option<AfterStage>,
+    /// What it runs: toy models to train, or a computation of its own.
+    pub work: Work,
     /// Figures of a finished run.
     pub figures: fn(&RunResult) -> Vec<(String, Figure)>,
     /// The paper's result, checked.
@@ -122,7 +139,8 @@ pub struct Experiment {
 
 /// Every registered experiment, in paper order.
 pub fn registry() -> &'static [Experiment] {
-    static REGISTRY: [Experiment; 20] = [
+    static REGISTRY: [Experiment; 21] = [
+        orthogonal::EXPERIMENT,
         intro::EXPERIMENT,
         linear_vs_relu::EXPERIMENT,
         sweep_100::EXPERIMENT,
@@ -292,11 +310,35 @@ impl Stages<'_> {
 }
 
 impl Experiment {
-    /// The main stage's config for these options.
-    pub fn configure(&self, options: &ExperimentOptions) -> TrainConfig {
-        let mut config = (self.config)(options.profile);
+    /// The main stage's config for these options (`None` for an experiment that trains
+    /// nothing).
+    pub fn configure(&self, options: &ExperimentOptions) -> Option<TrainConfig> {
+        let Work::Train { config, .. } = self.work else {
+            return None;
+        };
+        let mut config = config(options.profile);
         options.apply(&mut config);
-        config
+        Some(config)
+    }
+
+    /// Whether the experiment trains nothing after its main stage (so experiments with the
+    /// same config can share one training).
+    pub fn single_stage(&self) -> bool {
+        matches!(self.work, Work::Train { after: None, .. })
+    }
+
+    /// Run an experiment that trains nothing, then draw and judge.
+    pub fn compute(
+        &self,
+        options: &ExperimentOptions,
+        progress: &mut dyn Progress,
+    ) -> anyhow::Result<RunResult> {
+        let Work::Compute(compute) = self.work else {
+            anyhow::bail!("experiment {} trains toy models", self.name);
+        };
+        let mut run = compute(options, progress)?;
+        self.judge(&mut run);
+        Ok(run)
     }
 
     /// Train the main stage `config` (from [`Experiment::configure`], possibly adjusted by the
@@ -312,7 +354,10 @@ impl Experiment {
     ) -> anyhow::Result<RunResult> {
         let threads = control.threads;
         let mut run = train_run(self.name, config, resume, control, progress)?;
-        if let Some(after) = self.after {
+        if let Work::Train {
+            after: Some(after), ..
+        } = self.work
+        {
             // Later stages use the main stage's seed, whether it came from the options, the
             // experiment or a checkpoint, so a resumed run repeats them exactly.
             let mut options = options.clone();
@@ -352,7 +397,9 @@ mod tests {
     use crate::train::NoProgress;
 
     fn tiny(_profile: Profile) -> TrainConfig {
-        let mut config = intro::EXPERIMENT.configure(&ExperimentOptions::default());
+        let mut config = intro::EXPERIMENT
+            .configure(&ExperimentOptions::default())
+            .unwrap();
         config.name = "two-stages".into();
         config.train.steps = 40;
         config.train.batch_size = 64;
@@ -390,8 +437,10 @@ mod tests {
         section: "test",
         summary: "a main stage and a later one",
         claim: "both run",
-        config: tiny,
-        after: Some(wider),
+        work: Work::Train {
+            config: tiny,
+            after: Some(wider),
+        },
         figures: no_figures,
         verdict: stage_ran,
     };
@@ -405,7 +454,7 @@ mod tests {
             seed: Some(5),
             restarts: Some(2),
         };
-        let config = TWO_STAGES.configure(&options);
+        let config = TWO_STAGES.configure(&options).unwrap();
         assert_eq!(config.train.seed, 5);
         assert_eq!(config.sweep.as_ref().unwrap().restarts, 2);
         let control = TrainControl {
@@ -443,7 +492,9 @@ mod tests {
     /// `--seed` changes the weights; no seed keeps the experiment's (0).
     #[test]
     fn options_apply_to_any_config() {
-        let mut config = intro::EXPERIMENT.configure(&ExperimentOptions::default());
+        let mut config = intro::EXPERIMENT
+            .configure(&ExperimentOptions::default())
+            .unwrap();
         assert_eq!(config.train.seed, 0);
         assert_eq!(config.sweep.as_ref().unwrap().restarts, 5);
         config.sweep = None;
@@ -453,7 +504,9 @@ mod tests {
         };
         options.apply(&mut config);
         assert_eq!(config.resolve().unwrap().len(), 3);
-        let phase = phase::PHASE_2_1.configure(&ExperimentOptions::default());
+        let phase = phase::PHASE_2_1
+            .configure(&ExperimentOptions::default())
+            .unwrap();
         assert_eq!(
             phase.sweep.unwrap().restarts,
             5,

@@ -20,7 +20,7 @@
 //! figure); with cosine decay over 20,000 steps the curves cross at the same place, so this
 //! is the optimum of this setup, not under-training.
 
-use super::{common_sample_loss, Experiment, Profile};
+use super::{common_sample_loss, Experiment, Profile, Work};
 use crate::analysis::geometry::PlaneGeometry;
 use crate::analysis::verdict::{fmt_list, Check, Verdict};
 use crate::config::{
@@ -41,8 +41,10 @@ pub const EXPERIMENT: Experiment = Experiment {
     claim: "A denser feature takes more angle in the pentagon, a sparser one less. Sparse \
             enough, the model jumps to two antipodal pairs with that feature dropped: the \
             loss curves of the two geometries cross (the paper: at about 2.5× sparser).",
-    config,
-    after: None,
+    work: Work::Train {
+        config,
+        after: None,
+    },
     figures,
     verdict,
 };

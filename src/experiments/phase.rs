@@ -13,7 +13,7 @@
 //! 20 × 20 (`paper`), 12 × 12 (`quick`); the paper's resolution is not stated. Steps: the
 //! notebook's 10,000 (the paper does not state them).
 
-use super::{Experiment, Profile};
+use super::{Experiment, Profile, Work};
 use crate::analysis::theory::{classify, phase_2_1, phase_3_2, Phase};
 use crate::analysis::verdict::{Check, Verdict};
 use crate::config::{
@@ -36,8 +36,10 @@ pub const PHASE_2_1: Experiment = Experiment {
     claim: "Three phases: the extra feature is not represented, takes the dimension, or shares \
             it antipodally; the empirical diagram matches the theoretical one (argmin of the \
             expected losses), boundaries included.",
-    config: config_2_1,
-    after: None,
+    work: Work::Train {
+        config: config_2_1,
+        after: None,
+    },
     figures: figures_2_1,
     verdict: verdict_2_1,
 };
@@ -50,8 +52,10 @@ pub const PHASE_3_2: Experiment = Experiment {
     claim: "Regions where the extra feature is not represented, gets a dedicated (orthogonal) \
             dimension, or is superposed antipodally with another feature; the empirical diagram \
             matches the theory.",
-    config: config_3_2,
-    after: None,
+    work: Work::Train {
+        config: config_3_2,
+        after: None,
+    },
     figures: figures_3_2,
     verdict: verdict_3_2,
 };

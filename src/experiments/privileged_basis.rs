@@ -16,7 +16,7 @@
 //! ≥ 90 % of its squared incoming weight; a feature drives a neuron when its weight there is
 //! positive and at least half its largest positive weight (negative weights inhibit).
 
-use super::{density_sweep_config, Experiment, Profile};
+use super::{density_sweep_config, Experiment, Profile, Work};
 use crate::analysis::neurons::{driven_neurons, neurons};
 use crate::analysis::verdict::{fmt_list, Check, Verdict};
 use crate::config::TrainConfig;
@@ -34,8 +34,10 @@ pub const EXPERIMENT: Experiment = Experiment {
             important features each get a monosemantic neuron; as sparsity grows the neurons \
             become polysemantic; at 1−S = 0.01 every feature is carried by a pair of neurons, \
             the ten features on the ten distinct pairs of the five neurons.",
-    config,
-    after: None,
+    work: Work::Train {
+        config,
+        after: None,
+    },
     figures,
     verdict,
 };

@@ -7,7 +7,7 @@
 //! features in superposition are the less important ones. `paper` profile: the notebook's
 //! 10,000 steps; `quick`: 5,000 (the trend is already there).
 
-use super::{Experiment, Profile};
+use super::{Experiment, Profile, Work};
 use crate::analysis::verdict::{fmt_list, Check, Verdict};
 use crate::analysis::REPRESENTED_NORM;
 use crate::config::{
@@ -26,8 +26,10 @@ pub const EXPERIMENT: Experiment = Experiment {
     summary: "n=100, m=20, 20 sparsities: more features represented as S grows, the unimportant ones superposed",
     claim: "The number of represented features grows with sparsity; the features in superposition \
             are the less important ones.",
-    config,
-    after: None,
+    work: Work::Train {
+        config,
+        after: None,
+    },
     figures,
     verdict,
 };

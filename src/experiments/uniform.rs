@@ -16,7 +16,7 @@
 //! about 1/(1−S) = 2.5 to 4 (measured), and the range ends where D* is already near 0.2.
 //! Both experiments use the same config, so `reproduce all` trains it once and judges it twice.
 
-use super::{Experiment, Profile};
+use super::{Experiment, Profile, Work};
 use crate::analysis::verdict::{fmt_list, Check, Verdict};
 use crate::analysis::REPRESENTED_NORM;
 use crate::config::{
@@ -35,8 +35,10 @@ pub const UNIFORM: Experiment = Experiment {
     summary: "n=400, m=30, I=1: dimensions per feature D* against 1/(1−S), sticky at 1 and 1/2",
     claim: "D* = m/‖W‖² is 1 for dense features and falls as 1/(1−S) grows, with plateaus \
             (\"sticky\" points), notably at 1/2 (antipodal pairs).",
-    config,
-    after: None,
+    work: Work::Train {
+        config,
+        after: None,
+    },
     figures: uniform_figures,
     verdict: uniform_verdict,
 };
@@ -49,8 +51,10 @@ pub const GEOMETRY: Experiment = Experiment {
     claim: "The fractional dimensionalities D_i cluster at the values of uniform polytopes: \
             1/2 (digon), 2/3 (triangle), 3/4 (tetrahedron), 2/5 (pentagon), 3/8 (square \
             antiprism), and 0 for features not learned.",
-    config,
-    after: None,
+    work: Work::Train {
+        config,
+        after: None,
+    },
     figures: geometry_figures,
     verdict: geometry_verdict,
 };

@@ -18,7 +18,11 @@ use crate::pipeline::{instance_records, RunResult};
 
 /// The experiment's config at the quick profile.
 fn config_of(e: &Experiment) -> TrainConfig {
-    (e.config)(Profile::Quick)
+    let options = super::ExperimentOptions {
+        profile: Profile::Quick,
+        ..Default::default()
+    };
+    e.configure(&options).expect("an experiment that trains")
 }
 
 /// Analyse `weights` as a run of `config`, and judge it with the experiment's verdict.

@@ -34,6 +34,10 @@ pub struct MetricsFile {
     /// Steps of the weights in `snapshots.safetensors` (empty when none were taken).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snapshot_steps: Vec<u64>,
+    /// Numbers of an experiment that trains no toy model, in its own structure (e.g.
+    /// `orthogonal`'s packings and capacities).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<serde_json::Value>,
 }
 
 /// Where an experiment is in the paper and what it claims, as the report shows it.

@@ -50,6 +50,7 @@ pub fn metrics_file(run: &RunResult) -> MetricsFile {
             .iter()
             .flat_map(|t| t.snapshots.iter().map(|s| s.step))
             .collect(),
+        results: run.results.clone(),
     }
 }
 

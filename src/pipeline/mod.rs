@@ -51,6 +51,9 @@ pub struct RunResult {
     pub paper: Option<PaperClaim>,
     /// Later stages (trained after this run, on its results), written under `stages/`.
     pub stages: Vec<RunResult>,
+    /// Numbers of an experiment that trains no toy model (its own structure), written to
+    /// `metrics.json` as `results`.
+    pub results: Option<serde_json::Value>,
 }
 
 impl RunResult {
@@ -72,6 +75,7 @@ impl RunResult {
             figures: Vec::new(),
             paper: None,
             stages: Vec::new(),
+            results: None,
         }
     }
 

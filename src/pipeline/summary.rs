@@ -21,6 +21,10 @@ pub fn summary_table(run: &RunResult) -> String {
         }
         cells
     };
+    if run.records.is_empty() {
+        // An experiment that trains no toy model: only its verdict.
+        return run.verdict.as_ref().map_or(String::new(), verdict_lines);
+    }
     let mut out = format!(
         "{:>5}  {:>7}  {}{:>10}  {:>11}  {:>6}  {}\n",
         "inst",
@@ -98,20 +102,27 @@ pub fn summary_table(run: &RunResult) -> String {
     }
     if let Some(v) = &run.verdict {
         out.push('\n');
-        for c in &v.checks {
-            out.push_str(&format!(
-                "  [{}] {}\n        measured: {}\n        expected: {}\n",
-                if c.passed { "pass" } else { "FAIL" },
-                c.name,
-                c.measured,
-                c.expected
-            ));
-        }
-        out.push_str(if v.reproduced {
-            "\nverdict: REPRODUCED\n"
-        } else {
-            "\nverdict: NOT REPRODUCED\n"
-        });
+        out.push_str(&verdict_lines(v));
     }
+    out
+}
+
+/// The checks of a verdict and its outcome, one block each.
+fn verdict_lines(v: &crate::analysis::Verdict) -> String {
+    let mut out = String::new();
+    for c in &v.checks {
+        out.push_str(&format!(
+            "  [{}] {}\n        measured: {}\n        expected: {}\n",
+            if c.passed { "pass" } else { "FAIL" },
+            c.name,
+            c.measured,
+            c.expected
+        ));
+    }
+    out.push_str(if v.reproduced {
+        "\nverdict: REPRODUCED\n"
+    } else {
+        "\nverdict: NOT REPRODUCED\n"
+    });
     out
 }
