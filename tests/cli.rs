@@ -346,3 +346,27 @@ fn orthogonal_refuses_bad_arguments_with_a_message() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("missing-run"), "{}", stderr(&o));
 }
+
+/// A reader that stops early (`| head`) ends the command quietly, not with a panic.
+#[test]
+fn orthogonal_output_into_a_closed_pipe_is_not_a_panic() {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tms"))
+        .args([
+            "orthogonal",
+            "--dim",
+            "100",
+            "--count",
+            "300",
+            "--steps",
+            "5",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // close the pipe before anything is written
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+}

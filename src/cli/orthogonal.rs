@@ -11,6 +11,14 @@ use tms::orthogonal::{
 };
 use tms::output::weights::Weights;
 
+/// `println!` that returns an error instead of panicking when stdout is closed (`| head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?;
+    }};
+}
+
 /// A feature counts as represented when its norm is at least this (as in the metrics).
 const REPRESENTED: f32 = 0.5;
 
@@ -59,11 +67,11 @@ pub fn report(
             bail!("--count {n} × --dim {dim} is over 2^30 numbers; ask for fewer vectors or dimensions");
         }
         let welch = welch_bound(n, dim);
-        println!("{n} unit vectors in {dim} dimensions");
+        say!("{n} unit vectors in {dim} dimensions");
         if n <= dim {
-            println!("Welch's bound: none (N ≤ d: {n} orthonormal vectors exist, |cos| = 0)");
+            say!("Welch's bound: none (N ≤ d: {n} orthonormal vectors exist, |cos| = 0)");
         } else {
-            println!(
+            say!(
                 "Welch's bound: some pair has |cos| ≥ {welch:.4} (an angle of {:.2}° or less between the lines): no window tighter than 90° ± {:.2}° holds every pair",
                 line_angle(welch),
                 90.0 - line_angle(welch)
@@ -79,18 +87,27 @@ pub fn report(
             max_abs_cos(&p);
             let secs = started.elapsed().as_secs_f64();
             let s = cosine_stats(&p);
-            println!(
+            say!(
                 "{}  [Gram matrix in {secs:.2} s, {:.1} GFLOP/s]",
                 describe(label, &s),
                 gflops(n, dim, secs)
             );
         }
-        println!(
+        say!(
             "1/√d = {:.4}: the standard deviation of random vectors' cosines",
             1.0 / (dim as f64).sqrt()
         );
+        if n >= 2 {
+            // exp(dε²/4) ≥ N  ⇔  ε ≥ sqrt(4 ln N / d).
+            let eps = (4.0 * (n as f64).ln() / dim as f64).sqrt();
+            say!(
+                "random construction: some {n} vectors have every |cos| ≤ {:.4} (ε with exp(dε²/4) = N{})",
+                eps.min(1.0),
+                if eps >= 1.0 { "; vacuous here" } else { "" }
+            );
+        }
         if n > MAX_PACK {
-            println!("(no optimised packing above {MAX_PACK} vectors)");
+            say!("(no optimised packing above {MAX_PACK} vectors)");
         } else if n >= 2 {
             let started = Instant::now();
             let tty = std::io::stderr().is_terminal();
@@ -104,13 +121,13 @@ pub fn report(
             }
             let secs = started.elapsed().as_secs_f64();
             let s = cosine_stats(&packed.packing);
-            println!(
+            say!(
                 "{}  [{} steps in {secs:.1} s]",
                 describe("optimised", &s),
                 packed.steps
             );
             if welch > 0.0 {
-                println!(
+                say!(
                     "optimised packing: {:.2}× Welch's bound",
                     s.max_abs_cos / welch
                 );
@@ -118,14 +135,14 @@ pub fn report(
         }
         if let Some(deg) = angle {
             let eps = window_cos(deg);
-            println!();
+            say!();
             if welch > eps {
-                println!(
+                say!(
                     "within 90° ± {deg}° (|cos| ≤ {eps:.4}): impossible for {n} vectors in {dim} dimensions — Welch's bound needs |cos| ≥ {welch:.4}; at most {} vectors fit",
                     welch_cap(dim, eps).map_or("any number of".into(), |c| c.to_string())
                 );
             } else {
-                println!(
+                say!(
                     "within 90° ± {deg}° (|cos| ≤ {eps:.4}): Welch allows {n} vectors; the optimised packing {}",
                     if n <= dim || n <= MAX_PACK && pack(n, dim, &PackSettings { target: Some(eps), ..settings.clone() }, &mut |_, _| {}).max_abs_cos <= eps {
                         "fits"
@@ -140,22 +157,22 @@ pub fn report(
     let deg = angle.expect("checked above");
     let eps = window_cos(deg);
     let cap = welch_cap(dim, eps);
-    println!("within 90° ± {deg}° (|cos| ≤ {eps:.4}) in {dim} dimensions");
-    println!(
+    say!("within 90° ± {deg}° (|cos| ≤ {eps:.4}) in {dim} dimensions");
+    say!(
         "Welch's cap: {}",
         cap.map_or(
             format!("none (d·ε² = {:.2} ≥ 1)", dim as f64 * eps * eps),
             |c| format!("{c} vectors")
         )
     );
-    println!(
+    say!(
         "random construction: about exp(dε²/4) = {:.3e} vectors (one random pair falls outside with probability {:.3})",
         random_guarantee(dim, eps),
         random_pair_outside(dim, eps)
     );
     let started = Instant::now();
     let c = capacity(dim, deg, budget, settings);
-    println!(
+    say!(
         "found by optimisation: {}{} vectors ({:.1} s){}",
         c.found,
         if c.at_budget { "+" } else { "" },
@@ -188,12 +205,12 @@ pub fn compare(run: &Path, settings: &PackSettings) -> anyhow::Result<()> {
         (specs.len() == weights.instances)
             .then(|| specs.iter().map(|s| s.feature_probability[0]).collect())
     });
-    println!(
+    say!(
         "{}: {} instance(s), n = {n} features in m = {m} dimensions; features with ‖W_i‖ ≥ {REPRESENTED} count as represented",
         path.display(),
         weights.instances
     );
-    println!(
+    say!(
         "{:>8} {:>9} {:>11} {:>12} {:>10} {:>14} {:>12}",
         "instance",
         "density",
@@ -216,17 +233,17 @@ pub fn compare(run: &Path, settings: &PackSettings) -> anyhow::Result<()> {
             .as_ref()
             .map_or("–".to_string(), |d| format!("{:.4}", d[k]));
         if count < 2 {
-            println!("{k:>8} {density:>9} {count:>11} {:>12}", "–");
+            say!("{k:>8} {density:>9} {count:>11} {:>12}", "–");
             continue;
         }
         let model = max_abs_cos(&Packing::from_rows(m, rows));
         let optimised = pack(count, m, settings, &mut |_, _| {}).max_abs_cos;
-        println!(
+        say!(
             "{k:>8} {density:>9} {count:>11} {model:>12.4} {:>10.4} {optimised:>15.4} {:>12.2}",
             welch_bound(count, m),
             model / optimised.max(1e-12)
         );
     }
-    println!("(model |cos|: the largest |cos| between two represented features; a model that packs its features as well as the optimiser has model/optim ≈ 1)");
+    say!("(model |cos|: the largest |cos| between two represented features; a model that packs its features as well as the optimiser has model/optim ≈ 1)");
     Ok(())
 }
