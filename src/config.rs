@@ -72,6 +72,9 @@ pub enum Schedule {
     Linear,
     /// cos(π/2 · step / (steps - 1)).
     Cosine,
+    /// (1 + cos(π · step / steps)) / 2: cosine annealing to 0 (PyTorch's `CosineAnnealingLR`),
+    /// the memorization paper's decay after its warm-up.
+    CosineAnnealing,
 }
 
 impl Schedule {
@@ -84,7 +87,31 @@ impl Schedule {
                 let denom = steps.saturating_sub(1).max(1) as f64;
                 (0.5 * std::f64::consts::PI * step as f64 / denom).cos()
             }
+            Schedule::CosineAnnealing => {
+                let t = step as f64 / steps.max(1) as f64;
+                0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
         }
+    }
+}
+
+/// Which training pass computes the loss and gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelChoice {
+    /// The fused dense kernel (every model kind; the reference).
+    #[default]
+    Dense,
+    /// The sparse-input pass: the encoder and its gradient touch only a row's non-zero inputs,
+    /// the decoder's backward only the outputs that pass the ReLU. Tied models (`linear`,
+    /// `relu-output`) without the hidden L1 penalty or adversarial training; results agree
+    /// with `dense` to rounding, not bit for bit.
+    Sparse,
+}
+
+impl KernelChoice {
+    fn is_default(&self) -> bool {
+        *self == KernelChoice::Dense
     }
 }
 
@@ -123,8 +150,18 @@ pub struct TrainSettings {
     pub batch_size: usize,
     /// Peak learning rate.
     pub lr: f64,
-    /// Learning-rate schedule.
+    /// Learning-rate schedule (after the warm-up, over the remaining steps).
     pub schedule: Schedule,
+    /// Linear warm-up: the learning rate rises from lr/warmup to lr over this many steps
+    /// before the schedule starts (0, the default, for none).
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub warmup: u64,
+    /// Fresh rows behind each instance's final (test) loss, `final_loss` (default 262144).
+    #[serde(skip_serializing_if = "is_default_eval_rows")]
+    pub eval_rows: usize,
+    /// Training pass: `dense` (default) or `sparse` (see [`KernelChoice`]).
+    #[serde(skip_serializing_if = "KernelChoice::is_default")]
+    pub kernel: KernelChoice,
     /// Decoupled weight decay (PyTorch AdamW default 0.01).
     pub weight_decay: f64,
     /// λ of an L1 penalty λ·‖h‖₁ on the hidden activations, added to the training loss per
@@ -285,6 +322,45 @@ fn is_zero(v: &f64) -> bool {
     *v == 0.0
 }
 
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+/// Default of `train.eval_rows`: about 1e-3 relative precision on the paper's sparsest
+/// losses, where restarts differ by ~1e-4 (sparse data makes the loss a rare-event average).
+pub const DEFAULT_EVAL_ROWS: usize = 1 << 18;
+
+fn is_default_eval_rows(v: &usize) -> bool {
+    *v == DEFAULT_EVAL_ROWS
+}
+
+impl TrainSettings {
+    /// The schedule in words, e.g. `cosine-annealing after a 500-step linear warm-up`.
+    pub fn schedule_description(&self) -> String {
+        let name = match self.schedule {
+            Schedule::Constant => "constant",
+            Schedule::Linear => "linear",
+            Schedule::Cosine => "cosine",
+            Schedule::CosineAnnealing => "cosine-annealing",
+        };
+        if self.warmup == 0 {
+            name.to_string()
+        } else {
+            format!("{name} after a {}-step linear warm-up", self.warmup)
+        }
+    }
+
+    /// Factor on `lr` at `step` (0-based): the linear warm-up, then the schedule over the
+    /// remaining steps.
+    pub fn lr_factor(&self, step: u64) -> f64 {
+        if step < self.warmup {
+            return (step + 1) as f64 / self.warmup as f64;
+        }
+        self.schedule
+            .factor(step - self.warmup, self.steps.saturating_sub(self.warmup))
+    }
+}
+
 impl Default for TrainSettings {
     fn default() -> Self {
         TrainSettings {
@@ -292,6 +368,9 @@ impl Default for TrainSettings {
             batch_size: 1024,
             lr: 1e-3,
             schedule: Schedule::Constant,
+            warmup: 0,
+            eval_rows: DEFAULT_EVAL_ROWS,
+            kernel: KernelChoice::Dense,
             weight_decay: 0.01,
             hidden_l1: 0.0,
             adversarial_radius: 0.0,
@@ -522,6 +601,10 @@ pub struct SweepConfig {
     /// Sparsity S = 1 - p (all features); the alternative to `feature_probability`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sparsity: Option<Axis>,
+    /// Rows T of the fixed dataset (needs `[data.dataset]`, whose `rows` it overrides);
+    /// values are rounded to whole rows. Innermost axis before the restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_rows: Option<Axis>,
     /// Independent restarts (seeds) per sweep point.
     #[serde(default = "one_usize")]
     pub restarts: usize,
@@ -542,6 +625,7 @@ impl Default for SweepConfig {
             importance_decay: None,
             feature_probability: None,
             sparsity: None,
+            dataset_rows: None,
             restarts: 1,
         }
     }
@@ -719,6 +803,21 @@ impl TrainConfig {
                 ),
             ));
         }
+        if self.train.kernel == KernelChoice::Sparse {
+            if let Some(spec) = specs
+                .iter()
+                .find(|s| !matches!(s.kind, ModelKind::Linear | ModelKind::ReluOutput))
+            {
+                return Err(ConfigError::new(
+                    "train.kernel",
+                    format!(
+                        "\"sparse\" supports the tied models (linear, relu-output), not instance {}'s {}",
+                        spec.index,
+                        spec.kind.name()
+                    ),
+                ));
+            }
+        }
         self.validate_data()?;
         for spec in &mut specs {
             self.resolve_data(spec)?;
@@ -847,7 +946,8 @@ impl TrainConfig {
             values: self.data.values.unwrap_or(spec.kind.value_range()),
             sets,
             dataset: self.data.dataset.as_ref().map(|d| DatasetSpec {
-                rows: d.rows,
+                // A swept T (set by `expand_sweep`) overrides the table's.
+                rows: spec.data.dataset.map_or(d.rows, |swept| swept.rows),
                 normalize: d.normalize,
             }),
         };
@@ -940,6 +1040,49 @@ impl TrainConfig {
                 ),
             ));
         }
+        if t.eval_rows == 0 || t.eval_rows > 1 << 26 {
+            return Err(ConfigError::new(
+                "train.eval_rows",
+                format!(
+                    "{} is out of range: allowed 1 to {}",
+                    t.eval_rows,
+                    1u64 << 26
+                ),
+            ));
+        }
+        if t.warmup > t.steps {
+            return Err(ConfigError::new(
+                "train.warmup",
+                format!(
+                    "{} is out of range: the run has {} steps",
+                    t.warmup, t.steps
+                ),
+            ));
+        }
+        if t.kernel == KernelChoice::Sparse {
+            if !matches!(m.kind, ModelKind::Linear | ModelKind::ReluOutput) {
+                return Err(ConfigError::new(
+                    "train.kernel",
+                    format!(
+                        "\"sparse\" supports the tied models (linear, relu-output), not {}",
+                        m.kind.name()
+                    ),
+                ));
+            }
+            let swept = |f: fn(&SweepConfig) -> bool| self.sweep.as_ref().is_some_and(f);
+            if t.hidden_l1 != 0.0 || swept(|s| s.hidden_l1.is_some()) {
+                return Err(ConfigError::new(
+                    "train.kernel",
+                    "\"sparse\" does not support the hidden L1 penalty: use \"dense\"",
+                ));
+            }
+            if t.adversarial_radius != 0.0 || swept(|s| s.adversarial_radius.is_some()) {
+                return Err(ConfigError::new(
+                    "train.kernel",
+                    "\"sparse\" does not support adversarial training (the attack makes every input non-zero): use \"dense\"",
+                ));
+            }
+        }
         for (name, b) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
             if !(0.0..1.0).contains(&b) {
                 return Err(ConfigError::new(
@@ -1025,6 +1168,30 @@ impl TrainConfig {
             "sweep.adversarial_radius",
         )?
         .unwrap_or_else(|| vec![self.train.adversarial_radius]);
+        let rows: Vec<Option<usize>> = match &sweep.dataset_rows {
+            None => vec![None],
+            Some(ax) => {
+                ax.validate("sweep.dataset_rows")?;
+                if self.data.dataset.is_none() {
+                    return Err(ConfigError::new(
+                        "sweep.dataset_rows",
+                        "needs a fixed dataset: add a [data.dataset] table (its `normalize` applies to every T)",
+                    ));
+                }
+                let mut list = Vec::new();
+                for v in ax.values() {
+                    let r = v.round();
+                    if !(1.0..=(1u64 << 26) as f64).contains(&r) {
+                        return Err(ConfigError::new(
+                            "sweep.dataset_rows",
+                            format!("{v} is out of range: allowed 1 to {}", 1u64 << 26),
+                        ));
+                    }
+                    list.push(Some(r as usize));
+                }
+                list
+            }
+        };
         let kinds: Vec<ModelKind> = match &sweep.kind {
             None => vec![self.model.kind],
             Some(list) if list.is_empty() => {
@@ -1047,6 +1214,7 @@ impl TrainConfig {
             * feature_p.len() as u64
             * decays.len() as u64
             * probs.len() as u64
+            * rows.len() as u64
             * sweep.restarts as u64;
         if total > 10_000_000 {
             return Err(ConfigError::new(
@@ -1082,11 +1250,19 @@ impl TrainConfig {
                             if let Some((f, v)) = fp {
                                 prob[*f] = *v;
                             }
-                            for restart in 0..sweep.restarts {
-                                let mut spec = instance(specs.len(), kind, restart, &prob, &imp);
-                                spec.hidden_l1 = l1 as f32;
-                                spec.adversarial_radius = radius as f32;
-                                specs.push(spec);
+                            for &t in &rows {
+                                for restart in 0..sweep.restarts {
+                                    let mut spec =
+                                        instance(specs.len(), kind, restart, &prob, &imp);
+                                    spec.hidden_l1 = l1 as f32;
+                                    spec.adversarial_radius = radius as f32;
+                                    // Carries the swept T to `resolve_data`, which keeps it.
+                                    spec.data.dataset = t.map(|rows| DatasetSpec {
+                                        rows,
+                                        normalize: false,
+                                    });
+                                    specs.push(spec);
+                                }
                             }
                         }
                     }
@@ -1103,9 +1279,19 @@ impl TrainConfig {
             + (shape.features + 2 * shape.hidden + 2) as u64 * ROW_CHUNK as u64
             + 2 * shape.features as u64;
         let log = self.train.log_points.min(self.train.steps);
-        // A dataset's rows and its row order.
+        // A dataset's rows and its row order (a sweep over T: the mean T per instance).
+        let swept_rows = self
+            .sweep
+            .as_ref()
+            .and_then(|s| s.dataset_rows.as_ref())
+            .map(|ax| {
+                let v = ax.values();
+                (v.iter().sum::<f64>() / v.len().max(1) as f64).ceil() as u64
+            });
         let dataset = self.data.dataset.as_ref().map_or(0, |d| {
-            (d.rows as u64).saturating_mul(4 * (shape.features as u64 + 1))
+            swept_rows
+                .unwrap_or(d.rows as u64)
+                .saturating_mul(4 * (shape.features as u64 + 1))
         });
         let snapshots = match &self.train.snapshots {
             Some(Snapshots::Steps(list)) => list.len() as u64,
@@ -1695,5 +1881,90 @@ probability = "member"
         assert_eq!(Schedule::Linear.factor(5, 10), 0.5);
         assert!((Schedule::Cosine.factor(9, 10)).abs() < 1e-12);
         assert_eq!(Schedule::Cosine.factor(0, 10), 1.0);
+        assert_eq!(Schedule::CosineAnnealing.factor(0, 10), 1.0);
+        assert!((Schedule::CosineAnnealing.factor(5, 10) - 0.5).abs() < 1e-12);
+        assert!(Schedule::CosineAnnealing.factor(10, 10).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_warm_up_rises_linearly_then_the_schedule_runs_over_the_rest() {
+        let t = TrainSettings {
+            steps: 110,
+            warmup: 10,
+            schedule: Schedule::CosineAnnealing,
+            ..TrainSettings::default()
+        };
+        assert!((t.lr_factor(0) - 0.1).abs() < 1e-12);
+        assert!((t.lr_factor(4) - 0.5).abs() < 1e-12);
+        assert_eq!(t.lr_factor(9), 1.0);
+        assert_eq!(t.lr_factor(10), 1.0);
+        assert!((t.lr_factor(60) - 0.5).abs() < 1e-12);
+        assert!(t.lr_factor(109) < 1e-3);
+        assert_eq!(
+            t.schedule_description(),
+            "cosine-annealing after a 10-step linear warm-up"
+        );
+        let plain = TrainSettings::default();
+        assert_eq!(plain.lr_factor(7), 1.0);
+        assert_eq!(plain.schedule_description(), "constant");
+    }
+
+    #[test]
+    fn a_sweep_over_dataset_rows_gives_each_instance_its_t() {
+        let base = "[model]\nkind = \"relu-output\"\nfeatures = 20\nhidden = 2\n";
+        let text = format!(
+            "{base}[data.dataset]\nrows = 7\nnormalize = true\n[sweep]\ndataset_rows = {{ from = 3, to = 300, count = 3 }}\nrestarts = 2\n"
+        );
+        let (_, specs) = TrainConfig::from_toml_validated(&text, "c.toml").unwrap();
+        let rows: Vec<usize> = specs.iter().map(|s| s.data.dataset.unwrap().rows).collect();
+        assert_eq!(rows, [3, 3, 30, 30, 300, 300]);
+        assert!(specs.iter().all(|s| s.data.dataset.unwrap().normalize));
+        assert_eq!(specs[1].restart, 1);
+        let e = err(&format!("{base}[sweep]\ndataset_rows = [3, 30]\n"));
+        assert!(
+            e.contains("sweep.dataset_rows") && e.contains("[data.dataset]"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{base}[data.dataset]\nrows = 7\n[sweep]\ndataset_rows = [0.2, 30]\n"
+        ));
+        assert!(e.contains("sweep.dataset_rows") && e.contains("0.2"), "{e}");
+    }
+
+    #[test]
+    fn the_sparse_kernel_refuses_what_it_cannot_train() {
+        let model = |kind: &str| format!("[model]\nkind = \"{kind}\"\nfeatures = 20\nhidden = 2\n");
+        let sparse = "[train]\nkernel = \"sparse\"\n";
+        for kind in ["relu-output", "linear"] {
+            let text = format!("{}{sparse}", model(kind));
+            assert!(
+                TrainConfig::from_toml_validated(&text, "c.toml").is_ok(),
+                "{kind}"
+            );
+        }
+        for kind in ["relu-hidden", "abs"] {
+            let e = err(&format!("{}{sparse}", model(kind)));
+            assert!(e.contains("train.kernel") && e.contains(kind), "{e}");
+        }
+        let e = err(&format!(
+            "{}{sparse}hidden_l1 = 0.1\n",
+            model("relu-output")
+        ));
+        assert!(e.contains("train.kernel") && e.contains("L1"), "{e}");
+        let e = err(&format!(
+            "{}{sparse}adversarial_radius = 0.1\n",
+            model("relu-output")
+        ));
+        assert!(
+            e.contains("train.kernel") && e.contains("adversarial"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{}[train]\nsteps = 10\nwarmup = 11\n",
+            model("linear")
+        ));
+        assert!(e.contains("train.warmup"), "{e}");
+        let e = err(&format!("{}[train]\neval_rows = 0\n", model("linear")));
+        assert!(e.contains("train.eval_rows"), "{e}");
     }
 }

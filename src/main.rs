@@ -670,13 +670,13 @@ fn finish(result: &RunResult, out: &Path, force: bool) -> anyhow::Result<()> {
             t.variant.name()
         );
         println!(
-            "optimizer: AdamW(lr={}, betas=({}, {}), eps={:e}, weight_decay={}), {:?} schedule, seed {}",
+            "optimizer: AdamW(lr={}, betas=({}, {}), eps={:e}, weight_decay={}), {} schedule, seed {}",
             cfg.train.lr,
             cfg.train.beta1,
             cfg.train.beta2,
             cfg.train.eps,
             cfg.train.weight_decay,
-            cfg.train.schedule,
+            cfg.train.schedule_description(),
             cfg.train.seed
         );
     }

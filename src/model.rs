@@ -25,6 +25,7 @@
 
 pub mod cpu;
 pub mod forward;
+pub mod sparse;
 
 pub use cpu::KernelVariant;
 pub use forward::{forward, ForwardPass};

@@ -45,6 +45,8 @@ pub(crate) trait Lanes16: Copy {
     fn where_positive(self, value: Self) -> Self;
     /// `self` in the first `count` lanes, +0 in the rest.
     fn keep_first(self, count: usize) -> Self;
+    /// Bit l set where lane l is `> 0` (16 bits).
+    fn positive_mask(self) -> u32;
     /// The lanes as an array.
     fn to_array(self) -> [f32; 16];
 }
@@ -114,6 +116,13 @@ impl Lanes16 for Scalar16 {
         Scalar16(std::array::from_fn(
             |l| if l < count { self.0[l] } else { 0.0 },
         ))
+    }
+    #[inline(always)]
+    fn positive_mask(self) -> u32 {
+        self.0
+            .iter()
+            .enumerate()
+            .fold(0, |m, (l, &v)| m | (((v > 0.0) as u32) << l))
     }
     #[inline(always)]
     fn to_array(self) -> [f32; 16] {
@@ -246,6 +255,17 @@ mod x86 {
             Sse16::splat(count as f32).where_greater(Sse16::load(&LANE_INDEX), self)
         }
         #[inline(always)]
+        fn positive_mask(self) -> u32 {
+            unsafe {
+                let z = _mm_setzero_ps();
+                let bits = |v: __m128| _mm_movemask_ps(_mm_cmpgt_ps(v, z)) as u32;
+                bits(self.0[0])
+                    | bits(self.0[1]) << 4
+                    | bits(self.0[2]) << 8
+                    | bits(self.0[3]) << 12
+            }
+        }
+        #[inline(always)]
         fn to_array(self) -> [f32; 16] {
             let mut out = [0.0; 16];
             self.store(&mut out);
@@ -277,8 +297,9 @@ mod x86 {
     /// its methods called inside functions compiled with `#[target_feature(enable =
     /// "avx2,fma")]` that are reached only after runtime detection of AVX2 and FMA
     /// (`is_x86_feature_detected!`, as `KernelVariant::detect` does): today `chunk_avx2` in
-    /// [`crate::model`], reached through the `unsafe fn forward_backward_chunk_avx2`, and the
-    /// AVX test below. Using it anywhere else is undefined behaviour on a CPU without AVX. This
+    /// [`crate::model`], reached through the `unsafe fn forward_backward_chunk_avx2`, `sparse_rows_avx2` in
+    /// `crate::model::sparse`, reached through the `unsafe fn sparse_forward_backward_avx2`,
+    /// and the AVX test below. Using it anywhere else is undefined behaviour on a CPU without AVX. This
     /// is why the type, and the whole `simd` module, is private to the crate.
     #[derive(Clone, Copy, Debug)]
     pub(crate) struct Avx16([__m256; 2]);
@@ -389,6 +410,15 @@ mod x86 {
             }
         }
         #[inline(always)]
+        fn positive_mask(self) -> u32 {
+            unsafe {
+                let z = _mm256_setzero_ps();
+                let low = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(self.0[0], z)) as u32;
+                let high = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(self.0[1], z)) as u32;
+                low | high << 8
+            }
+        }
+        #[inline(always)]
         fn to_array(self) -> [f32; 16] {
             let mut out = [0.0; 16];
             self.store(&mut out);
@@ -422,6 +452,16 @@ mod tests {
                 va.keep_first(count).to_array(),
                 s.keep_first(count).to_array()
             );
+        }
+        assert_eq!(va.positive_mask(), s.positive_mask());
+        assert_eq!(vb.positive_mask(), t.positive_mask());
+        assert_eq!(va.positive_mask(), 0xFF00);
+        assert_eq!(V::zero().positive_mask(), 0);
+        assert_eq!(V::splat(1.0).positive_mask(), 0xFFFF);
+        for l in 0..16 {
+            let mut one = [-1.0f32; 16];
+            one[l] = 0.5;
+            assert_eq!(V::load(&one).positive_mask(), 1 << l, "lane {l}");
         }
         assert_eq!(V::splat(3.0).to_array(), [3.0; 16]);
         assert_eq!(V::zero().to_array(), [0.0; 16]);

@@ -11,11 +11,16 @@ use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::config::{InitScheme, InstanceSpec, TrainConfig, TrainSettings};
-use crate::data::{stream_key, DataSource, FeatureSampler, LaneRng, SplitMix64, StreamKind, LANES};
+use crate::config::{InitScheme, InstanceSpec, KernelChoice, TrainConfig, TrainSettings};
+use crate::data::{
+    stream_key, DataSource, FeatureSampler, LaneRng, SparseRows, SplitMix64, StreamKind, LANES,
+};
 use crate::model::forward::{loss_weights, LossScratch};
 #[cfg(target_arch = "x86_64")]
 use crate::model::forward_backward_chunk_avx2;
+#[cfg(target_arch = "x86_64")]
+use crate::model::sparse::sparse_forward_backward_avx2;
+use crate::model::sparse::{sparse_forward_backward, SparseWorkspace};
 use crate::model::{forward_backward_chunk, padded_rows, Extras, Shape, Workspace, ROW_CHUNK};
 
 pub use crate::model::KernelVariant;
@@ -148,6 +153,14 @@ fn rms_input_norm(spec: &InstanceSpec) -> f32 {
     mean_square.sqrt()
 }
 
+/// Buffers of the sparse training pass: its workspace, a stream chunk's rows in sparse form,
+/// and the row order 0..ROW_CHUNK for them.
+struct SparsePass {
+    ws: SparseWorkspace,
+    chunk: SparseRows,
+    identity: Vec<u32>,
+}
+
 /// All the state of one training instance: parameters, optimiser moments, data, scratch.
 pub struct InstanceTrainer {
     /// The instance's settings.
@@ -171,6 +184,8 @@ pub struct InstanceTrainer {
     shift: Vec<f32>,
     weight_rows: usize,
     ws: Workspace,
+    /// The sparse pass's buffers, when `train.kernel = "sparse"`.
+    sparse: Option<SparsePass>,
     /// Steps taken so far.
     pub steps_done: u64,
     block_loss: f64,
@@ -220,13 +235,21 @@ impl InstanceTrainer {
         } else {
             Vec::new()
         };
-        let source = DataSource::training(
+        let mut source = DataSource::training(
             &spec.data,
             &spec.feature_probability,
             settings.seed,
             spec.index,
             ROW_CHUNK,
         );
+        let sparse = (settings.kernel == KernelChoice::Sparse).then(|| {
+            source.enable_sparse();
+            SparsePass {
+                ws: SparseWorkspace::new(&shape),
+                chunk: SparseRows::new(),
+                identity: (0..ROW_CHUNK as u32).collect(),
+            }
+        });
         let len = params.len();
         InstanceTrainer {
             source,
@@ -243,6 +266,7 @@ impl InstanceTrainer {
             shift,
             weight_rows: rows,
             ws: Workspace::new(&shape),
+            sparse,
             steps_done: 0,
             block_loss: 0.0,
             block_steps: 0,
@@ -270,6 +294,9 @@ impl InstanceTrainer {
         if self.attack_length > 0.0 {
             self.attack();
         }
+        if self.sparse.is_some() {
+            return self.sparse_loss_and_grad::<AVX2>(rows);
+        }
         let mut loss = 0.0;
         let mut start = 0;
         while start < rows {
@@ -295,6 +322,46 @@ impl InstanceTrainer {
             } else {
                 forward_backward_chunk(shape, params, grads, ws, weight, extras, c)
             };
+            start += c;
+        }
+        loss
+    }
+
+    /// [`InstanceTrainer::loss_and_grad`] through the sparse pass (`train.kernel = "sparse"`):
+    /// a fixed dataset's batch straight from its sparse rows, a stream's chunk by chunk.
+    #[inline(always)]
+    fn sparse_loss_and_grad<const AVX2: bool>(&mut self, rows: usize) -> f64 {
+        let Some(pass) = self.sparse.as_mut() else {
+            return 0.0;
+        };
+        let (shape, params, grads) = (&self.shape, &self.params, &mut self.grads);
+        let weight = &self.loss_weight;
+        let mut run = |batch: (&SparseRows, &[u32]), ws: &mut SparseWorkspace| {
+            if AVX2 {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX2 is only true inside `run_avx2`, reached after `KernelVariant::checked`.
+                unsafe {
+                    sparse_forward_backward_avx2(shape, params, grads, ws, weight, batch)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable!("AVX2 kernel on a non-x86 target")
+            } else {
+                sparse_forward_backward(shape, params, grads, ws, weight, batch)
+            }
+        };
+        if let Some(batch) = self.source.dataset().and_then(|d| d.sparse_batch()) {
+            return run(batch, &mut pass.ws);
+        }
+        let n = shape.features;
+        let mut loss = 0.0;
+        let mut start = 0;
+        while start < rows {
+            let c = ROW_CHUNK.min(rows - start);
+            let stride = padded_rows(c);
+            let x = &mut self.ws.x[..n * stride];
+            self.source.fill_chunk(x, start, c, stride);
+            pass.chunk.fill_from_feature_major(x, n, c, stride);
+            loss += run((&pass.chunk, &pass.identity[..c]), &mut pass.ws);
             start += c;
         }
         loss
@@ -327,7 +394,7 @@ impl InstanceTrainer {
     /// THE training step: fresh batch → forward → backward → AdamW.
     #[inline(always)]
     fn step_impl<const AVX2: bool>(&mut self, settings: &TrainSettings) {
-        let lr = settings.lr * settings.schedule.factor(self.steps_done, settings.steps);
+        let lr = settings.lr * settings.lr_factor(self.steps_done);
         let loss = self.loss_and_grad::<AVX2>(settings.batch_size);
         let adam = AdamW {
             lr: lr as f32,
@@ -647,14 +714,15 @@ pub struct Trained {
     pub variant: KernelVariant,
 }
 
-/// Rows behind `final_loss`: enough that choosing the best of several restarts is not decided
-/// by sampling noise when their losses differ by ~1e-4 (sparse data makes the loss a rare-event
-/// average). At batch 1024 this is 256 batches, about 2.5% of a 10,000-step run.
-pub const EVAL_ROWS: usize = 1 << 18;
-
-/// Number of evaluation batches behind `final_loss` for a batch size.
-pub fn eval_batches(batch_size: usize) -> usize {
-    EVAL_ROWS.div_ceil(batch_size.max(1)).max(8)
+/// Number of evaluation batches behind `final_loss`: `train.eval_rows` rows (by default
+/// 2^18: choosing the best of several restarts is not decided by sampling noise when their
+/// losses differ by ~1e-4; at batch 1024 this is 256 batches, about 2.5% of a 10,000-step
+/// run) in batches of `train.batch_size`, at least 8.
+pub fn eval_batches(settings: &TrainSettings) -> usize {
+    settings
+        .eval_rows
+        .div_ceil(settings.batch_size.max(1))
+        .max(8)
 }
 
 /// Train every instance of `config` (or the subset `specs`), in parallel, reporting progress;
@@ -812,7 +880,7 @@ pub fn train(
         trainers
             .par_iter()
             .map(|t| {
-                let batches = eval_batches(settings.batch_size);
+                let batches = eval_batches(settings);
                 evaluate(shape, settings, &t.spec, &t.params, batches)
             })
             .collect()
@@ -860,10 +928,26 @@ mod tests {
         }
     }
 
-    /// Stopping and resuming from the state gives bit-identical results.
+    /// Stopping and resuming from the state gives bit-identical results (the dense kernel; the
+    /// sparse pass on a fixed dataset, with a warm-up and cosine annealing).
     #[test]
     fn resume_after_stop_is_bit_identical() {
-        let mut cfg = tiny_config(ModelKind::ReluOutput);
+        let mut sparse = tiny_config(ModelKind::ReluOutput);
+        sparse.model.features = 40;
+        sparse.data.feature_probability = crate::config::PerFeature::All(0.05);
+        sparse.data.dataset = Some(crate::config::DatasetConfig {
+            rows: 60,
+            normalize: true,
+        });
+        sparse.train.kernel = crate::config::KernelChoice::Sparse;
+        sparse.train.schedule = crate::config::Schedule::CosineAnnealing;
+        sparse.train.warmup = 30;
+        for base in [tiny_config(ModelKind::ReluOutput), sparse] {
+            resume_matches(base);
+        }
+    }
+
+    fn resume_matches(mut cfg: TrainConfig) {
         cfg.train.steps = 120;
         cfg.train.log_points = 12;
         let specs = cfg.resolve().unwrap();
@@ -1080,6 +1164,53 @@ mod tests {
             );
             let again = train(&cfg, &specs, 1, None, one_thread(), &mut NoProgress).unwrap();
             assert_eq!(again.params, t.params);
+        }
+    }
+
+    /// The sparse pass trains the same models as the dense kernel (to rounding), on a fixed
+    /// dataset (full batch and minibatches) and on fresh batches, and repeats itself exactly
+    /// for any thread count.
+    #[test]
+    fn the_sparse_pass_trains_what_the_dense_kernel_trains() {
+        for (kind, dataset, batch) in [
+            (ModelKind::ReluOutput, true, 1024),
+            (ModelKind::ReluOutput, true, 16),
+            (ModelKind::ReluOutput, false, 200),
+            (ModelKind::Linear, false, 200),
+        ] {
+            let mut cfg = tiny_config(kind);
+            cfg.model.features = 40;
+            cfg.model.hidden = 2;
+            cfg.data.feature_probability = crate::config::PerFeature::All(0.05);
+            cfg.data.dataset = dataset.then_some(crate::config::DatasetConfig {
+                rows: 50,
+                normalize: true,
+            });
+            cfg.sweep = Some(crate::config::SweepConfig {
+                restarts: 3,
+                ..Default::default()
+            });
+            cfg.train.steps = 300;
+            cfg.train.batch_size = batch;
+            let specs = cfg.resolve().unwrap();
+            let dense = train(&cfg, &specs, 1, None, one_thread(), &mut NoProgress).unwrap();
+            cfg.train.kernel = crate::config::KernelChoice::Sparse;
+            let sparse = train(&cfg, &specs, 1, None, one_thread(), &mut NoProgress).unwrap();
+            for (a, b) in dense.params.iter().zip(&sparse.params) {
+                let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                for (x, y) in a.iter().zip(b) {
+                    assert!(
+                        (x - y).abs() <= 2e-3 * scale,
+                        "{kind:?} dataset {dataset} batch {batch}: {x} vs {y}"
+                    );
+                }
+            }
+            let control = TrainControl {
+                threads: Some(3),
+                ..TrainControl::default()
+            };
+            let threaded = train(&cfg, &specs, 1, None, control, &mut NoProgress).unwrap();
+            assert_eq!(threaded.params, sparse.params);
         }
     }
 

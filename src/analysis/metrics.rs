@@ -67,6 +67,32 @@ impl FeatureMetrics {
     }
 }
 
+/// Hidden vectors h_r = W x_r (`[rows][m]`) of `rows` inputs held feature-major
+/// (`x[i * rows + r]`, as a fixed dataset keeps them), for `w` (`[n][m]`).
+pub fn hidden_vectors(w: &[f32], x: &[f32], n: usize, m: usize, rows: usize) -> Vec<f32> {
+    assert_eq!(w.len(), n * m, "W must have n*m entries");
+    assert_eq!(x.len(), n * rows, "x must have n*rows entries");
+    let mut h = vec![0.0f64; rows * m];
+    for i in 0..n {
+        let wi = &w[i * m..(i + 1) * m];
+        for (r, &v) in x[i * rows..(i + 1) * rows].iter().enumerate() {
+            if v != 0.0 {
+                for (hk, &wk) in h[r * m..(r + 1) * m].iter_mut().zip(wi) {
+                    *hk += v as f64 * wk as f64;
+                }
+            }
+        }
+    }
+    h.into_iter().map(|v| v as f32).collect()
+}
+
+/// Data-point dimensionality (Henighan et al. 2023) of hidden vectors `h` (`[rows][m]`):
+/// D_r = ‖h_r‖² / Σ_s (ĥ_r·h_s)², the feature dimensionality with data points in place of
+/// features. A regular T-gon in m = 2 gives m/T for every point; 0 for h_r = 0.
+pub fn data_dimensionality(h: &[f32], rows: usize, m: usize) -> Vec<f64> {
+    FeatureMetrics::compute(h, rows, m).fractional_dimensionality
+}
+
 /// Gram matrix WᵀW (`n x n`, row-major) of `w` (`[n][m]`).
 pub fn gram(w: &[f32], n: usize, m: usize) -> Vec<f64> {
     let mut g = vec![0.0; n * n];
@@ -92,6 +118,31 @@ mod tests {
                 [(radius * a.cos()) as f32, (radius * a.sin()) as f32]
             })
             .collect()
+    }
+
+    #[test]
+    fn a_regular_polygon_of_points_has_data_dimensionality_m_over_t() {
+        for t in [3, 5, 8] {
+            // W = identity on two features; the points are the polygon's vertices.
+            let w = [1.0, 0.0, 0.0, 1.0];
+            let p = polygon(t, 0.7);
+            let mut x = vec![0.0f32; 2 * t];
+            for r in 0..t {
+                x[r] = p[2 * r];
+                x[t + r] = p[2 * r + 1];
+            }
+            let h = hidden_vectors(&w, &x, 2, 2, t);
+            for (a, b) in h.iter().zip(&p) {
+                assert!((a - b).abs() < 1e-6);
+            }
+            for d in data_dimensionality(&h, t, 2) {
+                assert!((d - 2.0 / t as f64).abs() < 1e-6, "T={t}: {d}");
+            }
+        }
+        // Points that share one direction split one dimension.
+        let h = [1.0, 0.0, 2.0, 0.0, 0.0, 0.0];
+        let d = data_dimensionality(&h, 3, 2);
+        assert!((d[0] - 0.2).abs() < 1e-9 && (d[1] - 0.8).abs() < 1e-9 && d[2] == 0.0);
     }
 
     #[test]

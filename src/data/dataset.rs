@@ -9,6 +9,7 @@
 
 use super::rng::SplitMix64;
 use super::sampler::FeatureSampler;
+use super::sparse_rows::SparseRows;
 
 /// Rows of one instance's fixed dataset, feature-major (`x[i * rows + r]`).
 #[derive(Clone, Debug)]
@@ -23,6 +24,8 @@ pub struct FixedDataset {
     /// Rows of the current batch: `order[batch_start..batch_start + batch_rows]`.
     batch_start: usize,
     batch_rows: usize,
+    /// The rows as lists of non-zero features, once [`FixedDataset::enable_sparse`] ran.
+    sparse: Option<SparseRows>,
 }
 
 impl FixedDataset {
@@ -50,7 +53,27 @@ impl FixedDataset {
             epoch: None,
             batch_start: 0,
             batch_rows: rows,
+            sparse: None,
         }
+    }
+
+    /// Also keep the rows as lists of their non-zero features (for the sparse training pass).
+    pub fn enable_sparse(&mut self) {
+        if self.sparse.is_none() {
+            self.sparse = Some(SparseRows::from_feature_major(
+                &self.x,
+                self.features,
+                self.rows,
+                self.rows,
+            ));
+        }
+    }
+
+    /// The current batch in sparse form: all rows, and the indices of the batch's rows in
+    /// visiting order; `None` until [`FixedDataset::enable_sparse`].
+    pub fn sparse_batch(&self) -> Option<(&SparseRows, &[u32])> {
+        let rows = &self.order[self.batch_start..self.batch_start + self.batch_rows];
+        self.sparse.as_ref().map(|s| (s, rows))
     }
 
     /// Number of rows T.

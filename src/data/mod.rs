@@ -4,6 +4,7 @@
 //! * [`sampler`]: batches of sparse features, independent or in correlated / anticorrelated
 //!   sets, values uniform on [0, 1] or [-1, 1];
 //! * [`dataset`]: a fixed dataset of T rows, visited full-batch or in shuffled minibatches;
+//! * [`sparse_rows`]: rows as lists of their non-zero features (for the sparse training pass);
 //! * [`source`]: the seam the trainer uses: a [`DataSpec`] (resolved from the config's
 //!   `[data]`) and a [`DataSource`] that fills each training chunk.
 //!
@@ -13,8 +14,10 @@ pub mod dataset;
 pub mod rng;
 pub mod sampler;
 pub mod source;
+pub mod sparse_rows;
 
 pub use dataset::FixedDataset;
 pub use rng::{stream_key, LaneRng, SplitMix64, StreamKind, LANES};
 pub use sampler::{normalize_rows, FeatureSampler, FeatureSet, SetKind, ValueRange};
 pub use source::{DataSource, DataSpec, DatasetSpec};
+pub use sparse_rows::SparseRows;

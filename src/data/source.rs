@@ -124,6 +124,14 @@ impl DataSource {
         }
     }
 
+    /// Keep a fixed dataset's rows also as lists of their non-zero features (for the sparse
+    /// training pass; a stream's chunks are converted as they are drawn).
+    pub fn enable_sparse(&mut self) {
+        if let DataSource::Dataset(d) = self {
+            d.enable_sparse();
+        }
+    }
+
     /// The fixed dataset, when training uses one.
     pub fn dataset(&self) -> Option<&FixedDataset> {
         match self {

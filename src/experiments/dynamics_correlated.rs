@@ -151,7 +151,7 @@ impl Path {
         let config = run.config.as_ref()?;
         let spec = t.specs.get(record.position)?;
         // A smaller sample than `final_loss` uses: enough to see a 1.5× regime drop.
-        let batches = (eval_batches(config.train.batch_size) / 8).max(1);
+        let batches = (eval_batches(&config.train) / 8).max(1);
         let loss = t
             .snapshots
             .par_iter()

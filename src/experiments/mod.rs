@@ -11,6 +11,7 @@ pub mod collapse;
 pub mod computation;
 pub mod computation_sweep;
 pub mod correlated;
+pub mod double_descent;
 pub mod dynamics;
 pub mod dynamics_correlated;
 pub mod hidden_l1;
@@ -139,7 +140,7 @@ pub struct Experiment {
 
 /// Every registered experiment, in paper order.
 pub fn registry() -> &'static [Experiment] {
-    static REGISTRY: [Experiment; 21] = [
+    static REGISTRY: [Experiment; 22] = [
         orthogonal::EXPERIMENT,
         intro::EXPERIMENT,
         linear_vs_relu::EXPERIMENT,
@@ -161,6 +162,7 @@ pub fn registry() -> &'static [Experiment] {
         computation_sweep::EXPERIMENT,
         asymmetric_motif::EXPERIMENT,
         hidden_l1::EXPERIMENT,
+        double_descent::EXPERIMENT,
     ];
     &REGISTRY
 }
@@ -182,7 +184,7 @@ pub(crate) fn common_sample_loss(
         ..config.shape()
     };
     let params = run.weights.instance_params(record.position, &shape)?;
-    let batches = crate::train::eval_batches(config.train.batch_size);
+    let batches = crate::train::eval_batches(&config.train);
     Some(crate::train::evaluate(
         shape,
         &config.train,

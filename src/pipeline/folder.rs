@@ -22,14 +22,19 @@ pub fn metrics_file(run: &RunResult) -> MetricsFile {
                     "AdamW(lr={}, betas=({}, {}), eps={:e}, weight_decay={})",
                     s.lr, s.beta1, s.beta2, s.eps, s.weight_decay
                 ),
-                schedule: format!("{:?}", s.schedule).to_lowercase(),
+                schedule: s.schedule_description(),
                 steps: s.steps,
                 batch_size: s.batch_size,
                 seed: s.seed,
                 init: format!("{:?}", s.init).to_lowercase(),
                 seconds: secs,
                 steps_per_second: s.steps as f64 / secs.max(1e-9),
-                kernel: t.variant.name().to_string(),
+                kernel: match s.kernel {
+                    crate::config::KernelChoice::Dense => t.variant.name().to_string(),
+                    crate::config::KernelChoice::Sparse => {
+                        format!("{} (sparse pass)", t.variant.name())
+                    }
+                },
             })
         }
         _ => None,

@@ -151,7 +151,7 @@ pub fn analyze_weights(weights: Weights) -> RunResult {
                         hidden: weights.hidden,
                     };
                     let params = params_of(&weights, &shape, k);
-                    let batches = eval_batches(cfg.train.batch_size);
+                    let batches = eval_batches(&cfg.train);
                     (
                         evaluate(shape, &cfg.train, spec, &params, batches),
                         train_set_loss(shape, &cfg.train, spec, &params),
