@@ -171,7 +171,7 @@ pub struct Model {
     pub test_loss: f64,
     /// The same on the training examples.
     pub train_loss: f64,
-    /// ‖W‖_F and ‖b‖.
+    /// ‖W‖_F.
     pub w_norm: f64,
     /// ‖b‖.
     pub b_norm: f64,
