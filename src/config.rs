@@ -37,7 +37,8 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+    /// An error about `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
             location: None,
             field: field.into(),
@@ -1442,7 +1443,8 @@ fn positive_finite(v: f64, field: &str) -> Result<(), ConfigError> {
 }
 
 /// Turn a TOML error into one line: `file:line:col: `key`: message`.
-fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> ConfigError {
+/// A TOML parse error as a [`ConfigError`] located at `origin:line:column`, naming the key.
+pub(crate) fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> ConfigError {
     let mut message = e.message().trim().replace('\n', " ");
     if message.starts_with("unknown") {
         if let Some(name) = suggestion(&message) {

@@ -34,5 +34,6 @@ pub mod model;
 pub mod orthogonal;
 pub mod output;
 pub mod pipeline;
+pub mod sae;
 pub(crate) mod simd;
 pub mod train;

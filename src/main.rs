@@ -23,8 +23,10 @@ use tms::train::{Progress, TrainControl, TrainError, TrainState};
 /// Subcommands with more than a few lines of their own.
 mod cli {
     pub mod orthogonal;
+    pub mod sae;
 }
 use cli::orthogonal;
+use cli::sae;
 
 /// Toy models of superposition: train, analyse and reproduce Elhage et al. (2022).
 #[derive(Parser)]
@@ -160,6 +162,43 @@ enum Command {
         /// Worker threads (default: one per core); results do not depend on it
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
         threads: Option<u32>,
+    },
+    /// Train a grid of sparse autoencoders on synthetic ground truth or on a toy-model run's
+    /// hidden activations, and score them against the true features
+    #[command(after_help = SAE_HELP)]
+    Sae {
+        /// An SAE config (TOML: [ground_truth] or [activations], [sae], [train])
+        #[arg(
+            required_unless_present = "activations",
+            conflicts_with = "activations"
+        )]
+        config: Option<PathBuf>,
+        /// A toy-model run folder: train on its hidden activations (the sae-toy settings)
+        #[arg(long, value_name = "RUN")]
+        activations: Option<PathBuf>,
+        /// SAE kind
+        #[arg(long, value_parser = ["l1", "topk"])]
+        kind: Option<String>,
+        /// Dictionary sizes, comma-separated
+        #[arg(long, value_delimiter = ',', value_name = "D,...")]
+        latents: Option<Vec<usize>>,
+        /// L1 penalties, comma-separated (kind l1)
+        #[arg(long, value_delimiter = ',', value_name = "A,...")]
+        penalties: Option<Vec<f64>>,
+        /// Active latents per row, comma-separated (kind topk)
+        #[arg(long, value_delimiter = ',', value_name = "K,...")]
+        k: Option<Vec<usize>>,
+        /// Override [train].steps
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        steps: Option<u64>,
+        /// Override [train].seed
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Worker threads (default: one per core); results do not depend on it
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        threads: Option<u32>,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Compute metrics and figures for a weights file (W as [instances, features, hidden])
     Analyze {
@@ -365,6 +404,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Analyze { weights, output } => analyze(&weights, &output),
+        Command::Sae {
+            config,
+            activations,
+            kind,
+            latents,
+            penalties,
+            k,
+            steps,
+            seed,
+            threads,
+            output,
+        } => {
+            let overrides = sae::Overrides {
+                activations,
+                kind: kind.map(|k| {
+                    if k == "topk" {
+                        tms::sae::config::KindName::TopK
+                    } else {
+                        tms::sae::config::KindName::L1
+                    }
+                }),
+                latents,
+                penalties,
+                k,
+                steps,
+                seed,
+            };
+            let config = sae::config(config.as_deref(), &overrides)?;
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads.unwrap_or(0) as usize)
+                .build()
+                .context("cannot start the worker threads")?;
+            let mut bar = Bar::new(output.quiet);
+            pool.install(|| sae::train(&config, output.out.as_deref(), output.force, &mut bar))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Orthogonal {
             dim,
             count,
@@ -398,6 +473,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+const SAE_HELP: &str = "Examples:
+  tms sae sae.toml                          the grid of a config file (see the README's SAE section)
+  tms sae --activations runs/uniform        SAEs on every instance's hidden activations
+  tms sae sae.toml --kind topk --k 4,8 --latents 512,1024
+Each SAE is saved in SAELens's layout under RUN/saes/NAME/ (cfg.json, sae_weights.safetensors).
+`tms reproduce sae-synthetic` and `tms reproduce sae-toy` run the two experiments.";
 
 const ORTHOGONAL_HELP: &str = "Examples:
   tms orthogonal --dim 100 --count 10000      random and optimised packings against Welch's bound

@@ -21,6 +21,7 @@ use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::data::ground_truth::erfc;
 use crate::data::rng::{stream_key, LaneRng, StreamKind};
 
 /// Rows of the Gram matrix computed per task (fixed, so results do not depend on threads).
@@ -76,28 +77,6 @@ pub fn random_guarantee(dim: usize, eps: f64) -> f64 {
 /// window |cos| ≤ `eps` (normal approximation, cos ≈ N(0, 1/d)).
 pub fn random_pair_outside(dim: usize, eps: f64) -> f64 {
     erfc(eps * (dim as f64 / 2.0).sqrt())
-}
-
-/// The complementary error function (W. J. Cody's rational approximations are overkill here:
-/// this continued-fraction-free form from Numerical Recipes' `erfcc` has relative error below
-/// 1.2e-7 everywhere).
-fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let r = t * poly.exp();
-    if x >= 0.0 {
-        r
-    } else {
-        2.0 - r
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 //! * [`rng`]: per-instance random streams (SplitMix64 keys, eight-lane xoshiro128++);
 //! * [`sampler`]: batches of sparse features, independent or in correlated / anticorrelated
 //!   sets, values uniform on [0, 1] or [-1, 1];
+//! * [`ground_truth`]: known unit directions and sparse rows built from them (inputs of
+//!   sparse autoencoders);
 //! * [`dataset`]: a fixed dataset of T rows, visited full-batch or in shuffled minibatches;
 //! * [`sparse_rows`]: rows as lists of their non-zero features (for the sparse training pass);
 //! * [`source`]: the seam the trainer uses: a [`DataSpec`] (resolved from the config's
@@ -11,6 +13,7 @@
 //! Every source is deterministic per `(seed, instance)`.
 
 pub mod dataset;
+pub mod ground_truth;
 pub mod rng;
 pub mod sampler;
 pub mod source;

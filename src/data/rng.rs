@@ -32,6 +32,10 @@ pub enum StreamKind {
     Attack = 5,
     /// Random vectors of a packing (`orthogonal`), not a toy model.
     Packing = 6,
+    /// Directions and copula of a synthetic ground truth (sparse autoencoders).
+    GroundTruth = 7,
+    /// Initial weights of a sparse autoencoder.
+    SaeInit = 8,
 }
 
 /// Derive the 64-bit key of one stream of one instance.

@@ -117,6 +117,8 @@ fn figures(run: &RunResult) -> Vec<(String, Figure)> {
                             values: w1,
                             row_label: "neuron".into(),
                             col_label: "feature".into(),
+                            row_names: Vec::new(),
+                            col_names: Vec::new(),
                         },
                         MatrixPanel {
                             title: "W₂ (rescaled to match)".into(),
@@ -125,6 +127,8 @@ fn figures(run: &RunResult) -> Vec<(String, Figure)> {
                             values: w2,
                             row_label: "output".into(),
                             col_label: "neuron".into(),
+                            row_names: Vec::new(),
+                            col_names: Vec::new(),
                         },
                     ],
                     columns: 2,

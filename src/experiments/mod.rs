@@ -22,6 +22,8 @@ pub mod non_uniform;
 pub mod orthogonal;
 pub mod phase;
 pub mod privileged_basis;
+pub mod sae_synthetic;
+pub mod sae_toy;
 pub mod sweep_100;
 pub mod uniform;
 #[cfg(test)]
@@ -140,7 +142,7 @@ pub struct Experiment {
 
 /// Every registered experiment, in paper order.
 pub fn registry() -> &'static [Experiment] {
-    static REGISTRY: [Experiment; 22] = [
+    static REGISTRY: [Experiment; 24] = [
         orthogonal::EXPERIMENT,
         intro::EXPERIMENT,
         linear_vs_relu::EXPERIMENT,
@@ -163,6 +165,8 @@ pub fn registry() -> &'static [Experiment] {
         asymmetric_motif::EXPERIMENT,
         hidden_l1::EXPERIMENT,
         double_descent::EXPERIMENT,
+        sae_synthetic::EXPERIMENT,
+        sae_toy::EXPERIMENT,
     ];
     &REGISTRY
 }
@@ -308,6 +312,11 @@ impl Stages<'_> {
     /// The options every stage gets.
     pub fn options(&self) -> &ExperimentOptions {
         &self.options
+    }
+
+    /// The progress display, for stages that train something other than toy models.
+    pub fn progress(&mut self) -> &mut dyn Progress {
+        self.progress
     }
 }
 

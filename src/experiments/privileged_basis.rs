@@ -121,6 +121,8 @@ fn figures(run: &RunResult) -> Vec<(String, Figure)> {
             values,
             row_label: "neuron (drawing order)".into(),
             col_label: "feature".into(),
+            row_names: Vec::new(),
+            col_names: Vec::new(),
         });
     }
     vec![

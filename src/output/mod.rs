@@ -15,7 +15,7 @@
 //! A folder is built under a temporary name beside its destination and renamed into place only
 //! when every file is written, so a failure never leaves a half-written run folder.
 
-mod bytes;
+pub(crate) mod bytes;
 pub mod checkpoint;
 pub mod plots;
 pub mod records;

@@ -78,6 +78,10 @@ pub struct MatrixPanel {
     pub row_label: String,
     /// What the columns are (bottom axis label).
     pub col_label: String,
+    /// Names of the rows, top to bottom (empty: their indices).
+    pub row_names: Vec<String>,
+    /// Names of the columns, left to right (empty: their indices).
+    pub col_names: Vec<String>,
 }
 
 /// One phase diagram: a grid of cells over two log axes, coloured by phase.
@@ -637,17 +641,23 @@ fn draw_matrix<DB: DrawingBackend>(
         .caption(&p.title, ("sans-serif", 13))
         .margin(8)
         .x_label_area_size(24)
-        .y_label_area_size(30)
+        .y_label_area_size(if p.row_names.is_empty() { 30 } else { 44 })
         .build_cartesian_2d(-0.5..cols as f64 - 0.5, rows as f64 - 0.5..-0.5)
         .map_err(plot_error)?;
     // Cell (i, j) is centred on (j, i), so whole-number ticks name rows and columns.
-    let index = |v: &f64| {
-        if (v - v.round()).abs() < 1e-6 {
-            format!("{:.0}", v.round())
-        } else {
-            String::new()
+    let tick = |names: &[String], v: f64| {
+        if (v - v.round()).abs() >= 1e-6 || v < -0.5 {
+            return String::new();
+        }
+        let i = v.round() as usize;
+        match names.get(i) {
+            Some(name) => name.clone(),
+            None if names.is_empty() => format!("{i}"),
+            None => String::new(),
         }
     };
+    let col_tick = |v: &f64| tick(&p.col_names, *v);
+    let row_tick = |v: &f64| tick(&p.row_names, *v);
     chart
         .configure_mesh()
         .disable_mesh()
@@ -655,8 +665,8 @@ fn draw_matrix<DB: DrawingBackend>(
         .y_desc(p.row_label.as_str())
         .x_labels(cols.min(20))
         .y_labels(rows.min(20))
-        .x_label_formatter(&index)
-        .y_label_formatter(&index)
+        .x_label_formatter(&col_tick)
+        .y_label_formatter(&row_tick)
         .label_style(("sans-serif", 10))
         .axis_desc_style(("sans-serif", 11))
         .draw()
@@ -1371,6 +1381,8 @@ mod tests {
                     scale: 1.0,
                     row_label: "neuron".into(),
                     col_label: "feature".into(),
+                    row_names: Vec::new(),
+                    col_names: Vec::new(),
                 }],
                 columns: 1,
             },

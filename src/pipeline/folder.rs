@@ -110,6 +110,13 @@ fn write_contents(run: &RunResult, folder: &RunFolder, prefix: &str) -> anyhow::
         let png = folder.staging_path().join(format!("{prefix}{name}.png"));
         render_png(fig, &png).with_context(|| format!("cannot write {prefix}{name}.png"))?;
     }
+    for (name, bytes) in &run.files {
+        let path = format!("{prefix}{name}");
+        if let Some((parent, _)) = path.rsplit_once('/') {
+            folder.create_dir(parent)?;
+        }
+        folder.write(&path, bytes)?;
+    }
     for stage in &run.stages {
         let sub = format!("{prefix}stages/{}/", stage.experiment);
         folder.create_dir(&sub)?;

@@ -54,6 +54,9 @@ pub struct RunResult {
     /// Numbers of an experiment that trains no toy model (its own structure), written to
     /// `metrics.json` as `results`.
     pub results: Option<serde_json::Value>,
+    /// Files of its own, written as they are (relative paths, e.g. `saes/NAME/cfg.json`;
+    /// folders are created).
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 impl RunResult {
@@ -76,6 +79,7 @@ impl RunResult {
             paper: None,
             stages: Vec::new(),
             results: None,
+            files: Vec::new(),
         }
     }
 
