@@ -7,7 +7,8 @@
 //! constant) and are scaled so that `mean_active` features fire per row on average. The
 //! correlated variant fires features through a Gaussian copula with a low-rank covariance: a
 //! feature fires when its correlated normal z_g falls below Φ⁻¹(p_g), which keeps every
-//! marginal probability exactly p_g while features sharing loadings fire together. Rows with
+//! marginal probability at p_g (up to f32 normals: features rarer than about 1e-8 never fire)
+//! while features sharing loadings fire together. Rows with
 //! no active feature stay zero (unlike the replication, which forces one feature on).
 
 use serde::{Deserialize, Serialize};
@@ -102,6 +103,17 @@ impl GroundTruthSettings {
                 "correlation_strength must be in [0, 1), got {}",
                 self.correlation_strength
             ));
+        }
+        if out.is_empty() {
+            // A steep decay can leave too little probability mass in the tail to reach the
+            // mean (the weights underflow): say so instead of drawing fewer features.
+            let total: f64 = activation_probabilities(self).iter().sum();
+            if (total - self.mean_active).abs() > 1e-6 * self.mean_active {
+                out.push(format!(
+                    "mean_active = {} cannot be reached with this decay (at most {total:.3} features per row)",
+                    self.mean_active
+                ));
+            }
         }
         out
     }
@@ -507,6 +519,13 @@ mod tests {
             ..GroundTruthSettings::default()
         };
         let p = s.problems().join("; ");
+        let steep = GroundTruthSettings {
+            features: 1000,
+            decay: 0.1,
+            mean_active: 900.0,
+            ..GroundTruthSettings::default()
+        };
+        assert!(steep.problems().join("").contains("cannot be reached"));
         assert!(
             p.contains("features") && p.contains("decay") && p.contains("correlation_strength"),
             "{p}"

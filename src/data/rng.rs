@@ -36,6 +36,11 @@ pub enum StreamKind {
     GroundTruth = 7,
     /// Initial weights of a sparse autoencoder.
     SaeInit = 8,
+    /// A toy model's inputs drawn to train sparse autoencoders on its activations (not the
+    /// stream the toy model trained on).
+    SaeData = 9,
+    /// The same, for scoring the sparse autoencoders.
+    SaeEval = 10,
 }
 
 /// Derive the 64-bit key of one stream of one instance.

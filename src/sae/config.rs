@@ -131,6 +131,14 @@ pub struct SaeConfig {
 const MAX_LATENTS: usize = 1 << 18;
 const MAX_BATCH: usize = 1 << 16;
 const MAX_CELLS: usize = 4096;
+/// Largest buffer (in f32s) a config may ask for: 1 GiB.
+const MAX_ELEMENTS: u64 = 1 << 28;
+
+fn has_duplicates(values: impl Iterator<Item = f64>) -> bool {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    v.windows(2).any(|w| w[0] == w[1])
+}
 
 impl SaeConfig {
     /// Parse and validate a TOML config; errors are located (`origin:line:column`).
@@ -205,7 +213,55 @@ impl SaeConfig {
                 if let Some(k) = grid.k.iter().find(|&&k| k == 0) {
                     return Err(ConfigError::new("sae.k", format!("k must be ≥ 1, got {k}")));
                 }
+                let smallest = grid.latents.iter().copied().min().unwrap_or(0);
+                if let Some(k) = grid.k.iter().find(|&&k| k > smallest) {
+                    return Err(ConfigError::new(
+                        "sae.k",
+                        format!(
+                            "k = {k} is more than the smallest dictionary ({smallest} latents)"
+                        ),
+                    ));
+                }
             }
+        }
+        if has_duplicates(grid.latents.iter().map(|&d| d as f64))
+            || has_duplicates(grid.penalties.iter().copied())
+            || has_duplicates(grid.k.iter().map(|&k| k as f64))
+        {
+            return Err(ConfigError::new(
+                "sae",
+                "a size, penalty or k is listed twice (each SAE of the grid needs its own folder)",
+            ));
+        }
+        // Buffers that grow with the settings: the evaluation codes [eval_rows, D], a batch's
+        // pre-activations [batch, D], the ground truth [G, d] and its copula [G, rank].
+        let largest = grid.latents.iter().copied().max().unwrap_or(0) as u64;
+        let mut sizes = vec![
+            (
+                "train.eval_rows × the largest dictionary",
+                self.train.eval_rows as u64 * largest,
+            ),
+            (
+                "train.batch × the largest dictionary",
+                self.train.batch as u64 * largest,
+            ),
+        ];
+        if let Some(g) = &self.ground_truth {
+            sizes.push(("ground_truth.features × dim", (g.features * g.dim) as u64));
+            sizes.push((
+                "ground_truth.features × correlation_rank",
+                (g.features * g.correlation_rank) as u64,
+            ));
+            sizes.push((
+                "ground_truth.features × the largest dictionary",
+                g.features as u64 * largest,
+            ));
+        }
+        if let Some((what, n)) = sizes.into_iter().find(|(_, n)| *n > MAX_ELEMENTS) {
+            return Err(ConfigError::new(
+                "",
+                format!("{what} is {n} numbers, over the {MAX_ELEMENTS} tms allocates for one buffer; ask for less"),
+            ));
         }
         if self.cells() > MAX_CELLS {
             return Err(ConfigError::new(
@@ -240,6 +296,9 @@ impl SaeConfig {
         }
         Ok(())
     }
+
+    /// Most SAEs one run may train (inputs × cells).
+    pub const MAX_CELLS: usize = MAX_CELLS;
 
     /// SAEs per input (dictionary sizes × penalties or k).
     pub fn cells(&self) -> usize {
@@ -290,6 +349,23 @@ mod tests {
             ("[ground_truth]\n[train]\nlr = -1.0\n", "train.lr"),
             ("[ground_truth]\n[train]\nstepz = 3\n", "steps"),
             ("[ground_truth]\n[sae]\nkind = \"gated\"\n", "kind"),
+            (
+                "[ground_truth]\n[sae]\nkind = \"topk\"\nlatents = [8]\nk = [9]\n",
+                "sae.k",
+            ),
+            ("[ground_truth]\n[sae]\nlatents = [8, 8]\n", "listed twice"),
+            (
+                "[ground_truth]\n[sae]\npenalties = [0.1, 0.1]\n",
+                "listed twice",
+            ),
+            (
+                "[ground_truth]\n[sae]\nlatents = [262144]\n[train]\neval_rows = 1048576\n",
+                "eval_rows",
+            ),
+            (
+                "[ground_truth]\nfeatures = 1048576\ndim = 65536\n",
+                "features × dim",
+            ),
         ];
         for (text, want) in cases {
             let e = SaeConfig::from_toml(text, "t.toml")

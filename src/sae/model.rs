@@ -163,7 +163,8 @@ pub struct Workspace {
     pre: Vec<f32>,
     /// The codes of the last forward pass.
     pub codes: Codes,
-    /// The reconstruction of the last forward pass [rows, d].
+    /// The reconstruction of the last [`Sae::forward`] [rows, d] (after [`Sae::gradients`] it
+    /// holds the loss's gradient with respect to it, 2(x̂ − x)/B).
     pub x_hat: Vec<f32>,
     order: Vec<u32>,
     grads: Option<Params>,

@@ -1,8 +1,9 @@
 //! Train a grid of SAEs side by side and score each against the ground truth.
 //!
-//! Every SAE of one input sees the same batches: the batch is drawn once per step and the
-//! SAEs take their steps on it in parallel (one SAE per thread; a lone SAE splits its encoder
-//! product instead). Results do not depend on the thread count.
+//! Every SAE of one input sees the same batches: each SAE is a worker with its own copy of
+//! its input's stream (drawing is cheap beside a step), so the workers never wait for each
+//! other; they run in parallel, one per thread (a lone SAE splits its encoder product
+//! instead). Results do not depend on the thread count.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -83,8 +84,8 @@ pub struct SaeMetrics {
     pub variance_explained: f64,
     /// Mean ‖x̂‖/‖x‖.
     pub shrinkage: f64,
-    /// MMCS of the next-smaller dictionary (same input, penalty or k) against this one — the
-    /// replication's check without ground truth; absent for the smallest size.
+    /// MMCS of this dictionary against the next-larger one (same input, penalty or k): the
+    /// replication's check without ground truth; absent for the largest size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mmcs_to_larger: Option<f64>,
 }
@@ -294,7 +295,12 @@ fn inputs(
             .map(|&p| p as f64)
             .sum::<f64>()
             / n as f64;
-        let key = stream_key(seed, spec.index as u64, stream);
+        // Streams of their own: not the rows the toy model trained or was evaluated on.
+        let purpose = match stream {
+            StreamKind::Eval => StreamKind::SaeEval,
+            _ => StreamKind::SaeData,
+        };
+        let key = stream_key(seed, spec.index as u64, purpose);
         let sampler = spec.data.sampler(&spec.feature_probability, key, rows);
         out.push(Input {
             info: InputInfo {
@@ -398,6 +404,16 @@ pub fn run_with(
         .map_err(|e| anyhow::anyhow!("invalid SAE config: {e}"))?;
     let t = &config.train;
     let train_inputs = inputs(config, toy, t.batch, StreamKind::Data)?;
+    let total = config.cells() * train_inputs.len();
+    if total > SaeConfig::MAX_CELLS {
+        bail!(
+            "{} inputs × {} SAEs each is {total} SAEs; at most {} in one run (choose fewer \
+             activations.instances)",
+            train_inputs.len(),
+            config.cells(),
+            SaeConfig::MAX_CELLS
+        );
+    }
     let grid = cells(config, train_inputs.len());
     let mut saes: Vec<Sae> = grid
         .iter()
@@ -469,6 +485,18 @@ pub fn run_with(
             workers.iter().filter_map(|w| w.curve.last()).sum::<f64>() / workers.len() as f64;
         progress.update(to, mean);
         from = to;
+    }
+    // The last step's update is not in any loss: check the weights it left.
+    if let Some(i) = workers.iter().position(|w| {
+        let p = &w.sae.params;
+        [&p.w_enc_t, &p.b_enc, &p.w_dec, &p.b_dec]
+            .iter()
+            .any(|v| v.iter().any(|x| !x.is_finite()))
+    }) {
+        bail!(
+            "SAE {} ended with non-finite weights: lower train.lr or the penalty",
+            name(&grid[i])
+        );
     }
     let curves: Vec<Vec<f64>> = workers.iter().map(|w| w.curve.clone()).collect();
     let tail: Vec<f64> = workers.iter().map(|w| w.tail).collect();
