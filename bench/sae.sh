@@ -9,7 +9,7 @@
 # PYTHON to a python that has torch; default python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=${1:-2000}
+steps=${1:-8000}
 alpha=${2:-0.1}
 threads=${3:-$(nproc)}
 python=${PYTHON:-python3}

@@ -24,6 +24,15 @@ use tms::train::{Progress, TrainControl, TrainError, TrainState};
 mod cli {
     pub mod orthogonal;
     pub mod sae;
+
+    /// Tell the user where an interrupted run was saved and how to finish it.
+    pub fn say_interrupted(done: u64, steps: u64, out: &std::path::Path) {
+        eprintln!(
+            "interrupted at step {done} of {steps}; saved in {}; continue with: tms resume {}",
+            out.display(),
+            out.display()
+        );
+    }
 }
 use cli::orthogonal;
 use cli::sae;
@@ -194,9 +203,8 @@ enum Command {
         /// Override [train].seed
         #[arg(long)]
         seed: Option<u64>,
-        /// Worker threads (default: one per core); results do not depend on it
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
-        threads: Option<u32>,
+        #[command(flatten)]
+        training: TrainingArgs,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -342,13 +350,7 @@ impl Runner {
             Err(e) => match e.downcast::<TrainError>() {
                 Ok(TrainError::Interrupted { state }) => {
                     checkpoint_of(&state).write(out, "interrupted", force || owned.get())?;
-                    eprintln!(
-                        "interrupted at step {} of {}; saved in {}; continue with: tms resume {}",
-                        state.done,
-                        state.steps,
-                        out.display(),
-                        out.display()
-                    );
+                    cli::say_interrupted(state.done, state.steps, out);
                     Ok(Outcome::Interrupted)
                 }
                 Ok(e @ TrainError::Diverged { .. }) => {
@@ -413,7 +415,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             k,
             steps,
             seed,
-            threads,
+            training,
             output,
         } => {
             let overrides = sae::Overrides {
@@ -432,13 +434,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 seed,
             };
             let config = sae::config(config.as_deref(), &overrides)?;
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads.unwrap_or(0) as usize)
-                .build()
-                .context("cannot start the worker threads")?;
-            let mut bar = Bar::new(output.quiet);
-            pool.install(|| sae::train(&config, output.out.as_deref(), output.force, &mut bar))?;
-            Ok(ExitCode::SUCCESS)
+            let job = sae::Job {
+                config: &config,
+                resume: None,
+                out: output.out.as_deref(),
+                force: output.force,
+            };
+            sae_job(job, &training, output.quiet)
         }
         Command::Orthogonal {
             dim,
@@ -659,8 +661,35 @@ fn train(
     }
 }
 
+/// Run an SAE job in its own thread pool, stopped by Ctrl-C / SIGTERM with a checkpoint.
+fn sae_job(job: sae::Job, training: &TrainingArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(training.threads.unwrap_or(0) as usize)
+        .build()
+        .context("cannot start the worker threads")?;
+    install_signal_handler();
+    let mut bar = Bar::new(quiet);
+    let every = training.checkpoint_every;
+    Ok(
+        match pool.install(|| sae::train(job, every, &STOP, &mut bar))? {
+            true => ExitCode::SUCCESS,
+            false => ExitCode::from(INTERRUPTED),
+        },
+    )
+}
+
 /// `tms resume RUN_DIR`.
 fn resume(run_dir: &Path, training: &TrainingArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    if tms::sae::checkpoint::is_checkpoint(run_dir) {
+        let (config, state) = tms::sae::checkpoint::read(run_dir)?;
+        let job = sae::Job {
+            config: &config,
+            resume: Some(state),
+            out: Some(run_dir),
+            force: false,
+        };
+        return sae_job(job, training, quiet);
+    }
     let ck = Checkpoint::read(run_dir)?;
     let experiment = match ck.kind {
         RunKind::Experiment => Some(experiments::find(&ck.experiment).with_context(|| {

@@ -269,3 +269,97 @@ fn thread_count_does_not_change_results() {
     let bytes = |dir: &str| std::fs::read(d.join(dir).join("weights.safetensors")).unwrap();
     assert_eq!(bytes("one"), bytes("two"));
 }
+
+/// `tms sae` on a toy model's activations, stopped by Ctrl-C after its first periodic
+/// checkpoint and finished by `tms resume`, writes the same SAEs as a run straight through.
+#[test]
+fn an_interrupted_sae_run_resumes_to_the_same_saes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("toy.toml"),
+        "name = \"toy\"\n[model]\nkind = \"relu-output\"\nfeatures = 12\nhidden = 4\n\
+         [train]\nsteps = 300\n[data]\nfeature_probability = 0.05\n",
+    )
+    .unwrap();
+    let o = tms(&["train", "toy.toml", "--out", "toy", "-q"], d);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Three SAEs of 64 latents for 60,000 steps: a few seconds.
+    let sae = |out: &'static str, every: &'static str| {
+        [
+            "sae",
+            "--activations",
+            "toy",
+            "--latents",
+            "64",
+            "--steps",
+            "60000",
+            "--out",
+            out,
+            "--checkpoint-every",
+            every,
+            "-q",
+        ]
+    };
+    let child = spawn(&sae("part", "1"), d);
+    wait_for(
+        &d.join("part/sae_checkpoint.safetensors"),
+        Duration::from_secs(60),
+    );
+    signal(&child, "-INT");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("tms resume part"), "{err}");
+    let status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("part/status.json")).unwrap()).unwrap();
+    assert_eq!(status["status"], "interrupted");
+    assert!(d.join("part/sae.toml").exists());
+
+    let o = tms(&["resume", "part", "-q"], d);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!d.join("part/sae_checkpoint.safetensors").exists());
+    let o = tms(&sae("full", "0"), d);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let names: Vec<_> = std::fs::read_dir(d.join("full/saes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 3);
+    for name in names {
+        let file = Path::new("saes").join(name).join("sae_weights.safetensors");
+        assert_eq!(
+            std::fs::read(d.join("full").join(&file)).unwrap(),
+            std::fs::read(d.join("part").join(&file)).unwrap(),
+            "{}",
+            file.display()
+        );
+    }
+    let curves = |run: &str| {
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join(run).join("metrics.json")).unwrap())
+                .unwrap();
+        m["results"]["curves"].clone()
+    };
+    assert_eq!(curves("full"), curves("part"));
+
+    // A damaged checkpoint is refused with the file named, and left as it was.
+    let child = spawn(&sae("again", "1"), d);
+    wait_for(
+        &d.join("again/sae_checkpoint.safetensors"),
+        Duration::from_secs(60),
+    );
+    signal(&child, "-KILL");
+    let _ = child.wait_with_output();
+    let file = d.join("again/sae_checkpoint.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let o = tms(&["resume", "again", "-q"], d);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("sae_checkpoint.safetensors") && err.contains("not a valid SAE checkpoint"),
+        "{err}"
+    );
+    assert!(file.exists());
+}

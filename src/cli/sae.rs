@@ -1,12 +1,17 @@
 //! `tms sae`: train a grid of sparse autoencoders on synthetic ground truth or on a toy-model
 //! run's hidden activations, score them, and write a run folder.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use anyhow::Context;
 use tms::output::{check_out_path, default_out_path};
 use tms::pipeline::folder::write_run;
+use tms::sae::checkpoint::{self, SaeState};
 use tms::sae::config::{ActivationsConfig, KindName, SaeConfig};
+use tms::sae::run::{CheckpointWriter, Interrupted, SaeControl};
 use tms::sae::{output, run};
 use tms::train::Progress;
 
@@ -90,20 +95,72 @@ fn activations_config(run: &Path) -> SaeConfig {
     c
 }
 
-/// Train, score, write the run folder and print the summary.
+/// One `tms sae` run: a config, started afresh or continued from a checkpoint.
+pub struct Job<'a> {
+    /// What to train.
+    pub config: &'a SaeConfig,
+    /// The state of an interrupted run to finish (its folder is `out`).
+    pub resume: Option<SaeState>,
+    /// The run folder (default: runs/NAME, numbered if it exists).
+    pub out: Option<&'a Path>,
+    /// Replace `out` if it exists.
+    pub force: bool,
+}
+
+/// Train, score, write the run folder and print the summary. Checkpoints go to the run's
+/// output path every `checkpoint_every` seconds (0: never) and when `stop` is set; returns
+/// false when the run stopped there.
 pub fn train(
-    config: &SaeConfig,
-    out: Option<&Path>,
-    force: bool,
+    job: Job,
+    checkpoint_every: u64,
+    stop: &AtomicBool,
     progress: &mut dyn Progress,
-) -> anyhow::Result<()> {
-    let out = out
+) -> anyhow::Result<bool> {
+    let config = job.config;
+    let out = job
+        .out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| default_out_path(Path::new("runs"), config.name()));
-    check_out_path(&out, force)?;
-    let trained = run::run(config, progress)?;
+    // A resumed run's folder is its checkpoint: ours to replace, as is one written here.
+    let owned = Cell::new(job.resume.is_some());
+    if !owned.get() {
+        check_out_path(&out, job.force)?;
+    }
+    let force = job.force;
+    let mut periodic = |state: &SaeState| -> Result<(), String> {
+        checkpoint::write(&out, config, state, "in progress", force || owned.get())
+            .map_err(|e| format!("{e:#}"))?;
+        owned.set(true);
+        Ok(())
+    };
+    let control = SaeControl {
+        stop: Some(stop),
+        checkpoint: (checkpoint_every > 0).then(|| {
+            (
+                Duration::from_secs(checkpoint_every),
+                &mut periodic as &mut CheckpointWriter,
+            )
+        }),
+    };
+    let trained = match run::run_controlled(config, job.resume.as_ref(), control, progress) {
+        Ok(trained) => trained,
+        Err(e) => {
+            return match e.downcast::<Interrupted>() {
+                Ok(Interrupted { state }) => {
+                    checkpoint::write(&out, config, &state, "interrupted", force || owned.get())?;
+                    super::say_interrupted(state.done, state.steps, &out);
+                    Ok(false)
+                }
+                Err(e) if owned.get() => Err(e.context(format!(
+                    "the last good checkpoint is kept in {}",
+                    out.display()
+                ))),
+                Err(e) => Err(e),
+            };
+        }
+    };
     let result = output::run_result(&trained, config.name())?;
-    let path = write_run(&result, &out, force)?;
+    let path = write_run(&result, &out, force || owned.get())?;
     for line in output::summary(&trained.results) {
         say!("{line}");
     }
@@ -112,5 +169,5 @@ pub fn train(
         path.display(),
         if trained.results.inputs.iter().any(|i| i.toy.is_some()) { ", recovered" } else { "" }
     );
-    Ok(())
+    Ok(true)
 }

@@ -228,38 +228,50 @@ impl GroundTruth {
         let rows = x.len() / d;
         debug_assert_eq!(x.len(), rows * d);
         scratch.fire.resize(g, 0);
+        scratch.fired.resize(g, 0);
         scratch.value.resize(g, 0);
         scratch
             .normals
             .resize(if self.rank > 0 { g + self.rank } else { 0 }, 0.0);
         for r in 0..rows {
-            let row = &mut x[r * d..(r + 1) * d];
-            row.iter_mut().for_each(|v| *v = 0.0);
-            rng.fill_u32(&mut scratch.fire);
-            rng.fill_u32(&mut scratch.value);
+            // Which features fire: a uniform u32 under the feature's cutoff, or (correlated)
+            // its Gaussian copula variable under its threshold.
+            let mut fired = 0;
             if self.rank > 0 {
                 fill_normals(rng, &mut scratch.fire, &mut scratch.normals);
-            }
-            for f in 0..g {
-                let fires = if self.rank > 0 {
-                    let shared = &scratch.normals[g..];
+                let shared = &scratch.normals[g..];
+                for f in 0..g {
                     let load = &self.loadings[f * self.rank..(f + 1) * self.rank];
                     let common: f32 = load.iter().zip(shared).map(|(a, b)| a * b).sum();
                     let own = (1.0 - load.iter().map(|a| a * a).sum::<f32>())
                         .max(0.0)
                         .sqrt();
-                    common + own * scratch.normals[f] < self.thresholds[f]
-                } else {
-                    (scratch.fire[f] as u64) < self.cutoffs[f]
-                };
-                if let Some(a) = active.as_deref_mut() {
-                    a[r * g + f] = fires;
+                    scratch.fired[fired] = f as u32;
+                    fired += (common + own * scratch.normals[f] < self.thresholds[f]) as usize;
                 }
-                if fires {
-                    let c = (scratch.value[f] >> 8) as f32 * (1.0 / 16_777_216.0);
-                    let dir = &self.directions[f * d..(f + 1) * d];
-                    row.iter_mut().zip(dir).for_each(|(v, &w)| *v += c * w);
+            } else {
+                rng.fill_u32(&mut scratch.fire);
+                // Branch-free: write every index, advance past the ones that fire.
+                for (f, (&u, &cutoff)) in scratch.fire.iter().zip(&self.cutoffs).enumerate() {
+                    scratch.fired[fired] = f as u32;
+                    fired += ((u as u64) < cutoff) as usize;
                 }
+            }
+            let fired = &scratch.fired[..fired];
+            if let Some(a) = active.as_deref_mut() {
+                let a = &mut a[r * g..(r + 1) * g];
+                a.iter_mut().for_each(|v| *v = false);
+                fired.iter().for_each(|&f| a[f as usize] = true);
+            }
+            // Their coefficients, U[0, 1), drawn for the firing features only.
+            let values = &mut scratch.value[..fired.len()];
+            rng.fill_u32(values);
+            let row = &mut x[r * d..(r + 1) * d];
+            row.iter_mut().for_each(|v| *v = 0.0);
+            for (&f, &u) in fired.iter().zip(values.iter()) {
+                let c = (u >> 8) as f32 * (1.0 / 16_777_216.0);
+                let dir = &self.directions[f as usize * d..(f as usize + 1) * d];
+                row.iter_mut().zip(dir).for_each(|(v, &w)| *v += c * w);
             }
         }
     }
@@ -269,6 +281,7 @@ impl GroundTruth {
 #[derive(Clone, Debug, Default)]
 pub struct SampleScratch {
     fire: Vec<u32>,
+    fired: Vec<u32>,
     value: Vec<u32>,
     normals: Vec<f32>,
 }

@@ -96,7 +96,13 @@ fn train_saes(stages: &mut Stages<'_>, run: &mut RunResult) -> anyhow::Result<()
     });
     let mut weights = run.weights.clone();
     weights.config = run.config.clone();
-    let trained = crate::sae::run::run_with(&config, Some(&weights), stages.progress())?;
+    let trained = crate::sae::run::run_with(
+        &config,
+        Some(&weights),
+        None,
+        Default::default(),
+        stages.progress(),
+    )?;
     let mut stage = crate::sae::output::run_result(&trained, STAGE)?;
     stage.figures = crate::sae::output::figures(&trained.results);
     run.stages.push(stage);

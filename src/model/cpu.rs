@@ -40,6 +40,20 @@ impl KernelVariant {
         }
     }
 
+    /// Run `f` compiled for this variant: for [`KernelVariant::Avx2`] inside a function that
+    /// enables AVX2 and FMA, so the loops `f` inlines (mark them `#[inline(always)]`) are
+    /// vectorised for them. Rust never fuses a multiply and an add on its own, so both
+    /// variants give the same bits for the same operations in the same order.
+    #[inline(always)]
+    pub fn run<R>(self, f: impl FnOnce() -> R) -> R {
+        match self.checked() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `checked` returned Avx2, so this CPU has AVX2 and FMA.
+            KernelVariant::Avx2 => unsafe { run_avx2(f) },
+            _ => f(),
+        }
+    }
+
     /// Name for logs and benchmarks.
     pub fn name(self) -> &'static str {
         match self {
@@ -47,4 +61,12 @@ impl KernelVariant {
             KernelVariant::Avx2 => "avx2+fma",
         }
     }
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
 }

@@ -172,16 +172,8 @@ impl Checkpoint {
 
     /// Parse and check checkpoint bytes.
     pub fn from_bytes(bytes: &[u8]) -> anyhow::Result<Self> {
-        let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| anyhow::anyhow!("not a valid checkpoint file ({e})"))?;
-        let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| anyhow::anyhow!("not a valid checkpoint file ({e})"))?;
-        let meta = header.metadata().clone().unwrap_or_default();
-        let get = |k: &str| {
-            meta.get(k)
-                .cloned()
-                .with_context(|| format!("checkpoint metadata lacks `{k}`"))
-        };
+        let (st, meta) = parse_file(bytes, "checkpoint")?;
+        let get = |k: &str| metadata_value(&meta, k);
         if get("format")? != "tms-checkpoint/1" {
             bail!("unknown checkpoint format {:?}", get("format")?);
         }
@@ -333,6 +325,25 @@ impl Checkpoint {
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         Self::from_bytes(&bytes).with_context(|| format!("{}", path.display()))
     }
+}
+
+/// The tensors and metadata of a checkpoint file (`what` names the kind in errors).
+pub(crate) fn parse_file<'a>(
+    bytes: &'a [u8],
+    what: &str,
+) -> anyhow::Result<(SafeTensors<'a>, HashMap<String, String>)> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| anyhow::anyhow!("not a valid {what} file ({e})"))?;
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| anyhow::anyhow!("not a valid {what} file ({e})"))?;
+    Ok((st, header.metadata().clone().unwrap_or_default()))
+}
+
+/// A checkpoint's metadata entry `key`, or an error naming it.
+pub(crate) fn metadata_value(meta: &HashMap<String, String>, key: &str) -> anyhow::Result<String> {
+    meta.get(key)
+        .cloned()
+        .with_context(|| format!("checkpoint metadata lacks `{key}`"))
 }
 
 /// Whether `dir` holds a checkpoint (an unfinished run).

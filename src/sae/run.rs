@@ -6,18 +6,20 @@
 //! instead). Results do not depend on the thread count.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::checkpoint::{SaeSnapshot, SaeState};
 use super::config::{KindName, SaeConfig};
 use super::metrics;
 use super::model::{AdamSettings, Sae, SaeKind, Workspace};
 use crate::config::TrainConfig;
 use crate::data::ground_truth::{GroundTruth, SampleScratch};
-use crate::data::rng::{stream_key, LaneRng, StreamKind};
+use crate::data::rng::{stream_key, LaneRng, StreamKind, LANES};
 use crate::data::FeatureSampler;
 use crate::model::{forward::forward, Shape};
 use crate::output::weights::Weights;
@@ -169,6 +171,22 @@ struct Input {
 }
 
 impl Input {
+    /// The position of the input's random stream.
+    fn stream_state(&self) -> [u32; 4 * LANES] {
+        match &self.source {
+            Source::Synthetic { rng, .. } => rng.state(),
+            Source::Toy { sampler, .. } => sampler.rng_state(),
+        }
+    }
+
+    /// Continue the stream from a saved position.
+    fn set_stream_state(&mut self, state: &[u32; 4 * LANES]) {
+        match &mut self.source {
+            Source::Synthetic { rng, .. } => *rng = LaneRng::from_state(state),
+            Source::Toy { sampler, .. } => sampler.set_rng_state(state),
+        }
+    }
+
     /// Fill `x` ([rows, d]) and `active` ([rows, G]) with the next rows.
     fn fill(&mut self, x: &mut [f32], active: Option<&mut [bool]>) {
         match &mut self.source {
@@ -345,10 +363,81 @@ struct Worker {
     sae: Sae,
     input: Input,
     batch: Vec<f32>,
+    /// The batch after this one, drawn during the step (a lone SAE only).
+    next: Vec<f32>,
     ws: Workspace,
     curve: Vec<f64>,
     tail: f64,
     failed: Option<(u64, f64)>,
+}
+
+impl Worker {
+    /// The worker's state at a block boundary.
+    fn snapshot(&self) -> SaeSnapshot {
+        let (m, v, steps) = self.sae.adam_state();
+        SaeSnapshot {
+            params: self.sae.params.clone(),
+            adam_m: m.clone(),
+            adam_v: v.clone(),
+            adam_steps: steps,
+            stream: self.input.stream_state(),
+            curve: self.curve.clone(),
+            tail: self.tail,
+        }
+    }
+}
+
+/// Whether a saved state fits the run it is to continue: same steps, one SAE per cell of
+/// the grid with the cell's sizes, curve points as many as blocks done.
+fn check_state(
+    state: &SaeState,
+    config: &SaeConfig,
+    grid: &[Cell],
+    inputs: &[Input],
+) -> anyhow::Result<()> {
+    let t = &config.train;
+    if state.steps != t.steps {
+        bail!(
+            "the checkpoint is of a {}-step run; its config asks for {}",
+            state.steps,
+            t.steps
+        );
+    }
+    if state.saes.len() != grid.len() {
+        bail!(
+            "the checkpoint holds {} SAEs; its config's grid has {}",
+            state.saes.len(),
+            grid.len()
+        );
+    }
+    let every = (t.steps / CURVE_POINTS).max(1);
+    if state.done >= t.steps || !state.done.is_multiple_of(every) {
+        bail!(
+            "the checkpoint stopped at step {}, not at a block boundary before {}",
+            state.done,
+            t.steps
+        );
+    }
+    if state.curve_steps.len() as u64 != state.done / every {
+        bail!(
+            "the checkpoint has {} curve points after {} steps",
+            state.curve_steps.len(),
+            state.done
+        );
+    }
+    for (i, (s, cell)) in state.saes.iter().zip(grid).enumerate() {
+        let d = inputs[cell.input].info.dim;
+        let (n, p) = (cell.latents, &s.params);
+        if p.w_enc_t.len() != n * d || p.b_enc.len() != n || p.b_dec.len() != d {
+            bail!(
+                "checkpoint SAE {i} has {} latents in {} dimensions; the config's cell {} has {n} in {d}",
+                p.b_enc.len(),
+                p.b_dec.len(),
+                name(cell)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// One cell of the grid.
@@ -383,20 +472,52 @@ fn cells(config: &SaeConfig, inputs: usize) -> Vec<Cell> {
     out
 }
 
+/// What may stop or checkpoint a run (nothing, by default).
+#[derive(Default)]
+pub struct SaeControl<'a> {
+    /// Set (by a signal handler) to stop at the next block of steps with [`Interrupted`].
+    pub stop: Option<&'a AtomicBool>,
+    /// Wall time between checkpoints, and what to do with each state.
+    pub checkpoint: Option<(Duration, &'a mut CheckpointWriter<'a>)>,
+}
+
+/// Receives the state of a run at a block boundary (to write a checkpoint).
+pub type CheckpointWriter<'a> = dyn FnMut(&SaeState) -> Result<(), String> + 'a;
+
+/// A run stopped by [`SaeControl::stop`], with the state to finish it from.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted at step {} of {}", state.done, state.steps)]
+pub struct Interrupted {
+    /// Where it stopped.
+    pub state: Box<SaeState>,
+}
+
 /// Train every SAE of `config` and score it (a toy-model input is read from its run folder).
 pub fn run(config: &SaeConfig, progress: &mut dyn Progress) -> anyhow::Result<SaeRun> {
+    run_controlled(config, None, SaeControl::default(), progress)
+}
+
+/// [`run`], continued from `resume` when given, stopped or checkpointed by `control`.
+pub fn run_controlled(
+    config: &SaeConfig,
+    resume: Option<&SaeState>,
+    control: SaeControl,
+    progress: &mut dyn Progress,
+) -> anyhow::Result<SaeRun> {
     let toy = match &config.activations {
         Some(a) => Some(load_run_weights(&a.run)?),
         None => None,
     };
-    run_with(config, toy.as_ref(), progress)
+    run_with(config, toy.as_ref(), resume, control, progress)
 }
 
-/// [`run`] with a toy model's weights given (they must carry their config; `activations.run`
-/// is then only a label).
+/// [`run_controlled`] with a toy model's weights given (they must carry their config;
+/// `activations.run` is then only a label).
 pub fn run_with(
     config: &SaeConfig,
     toy: Option<&Weights>,
+    resume: Option<&SaeState>,
+    mut control: SaeControl,
     progress: &mut dyn Progress,
 ) -> anyhow::Result<SaeRun> {
     config
@@ -415,12 +536,22 @@ pub fn run_with(
         );
     }
     let grid = cells(config, train_inputs.len());
+    if let Some(state) = resume {
+        check_state(state, config, &grid, &train_inputs)?;
+    }
     let mut saes: Vec<Sae> = grid
         .iter()
         .enumerate()
         .map(|(i, c)| {
             let dim = train_inputs[c.input].info.dim;
-            Sae::new(dim, c.latents, c.kind, t.seed, i as u64)
+            match resume {
+                Some(state) => {
+                    let s = &state.saes[i];
+                    let adam = (s.adam_m.clone(), s.adam_v.clone(), s.adam_steps);
+                    Sae::from_state(dim, c.latents, c.kind, s.params.clone(), adam)
+                }
+                None => Sae::new(dim, c.latents, c.kind, t.seed, i as u64),
+            }
         })
         .collect();
     let adam = AdamSettings {
@@ -435,20 +566,34 @@ pub fn run_with(
     let mut workers: Vec<Worker> = grid
         .iter()
         .zip(saes.drain(..))
-        .map(|(cell, sae)| Worker {
+        .enumerate()
+        .map(|(i, (cell, sae))| Worker {
             sae,
-            input: train_inputs[cell.input].clone(),
+            input: {
+                let mut input = train_inputs[cell.input].clone();
+                if let Some(state) = resume {
+                    input.set_stream_state(&state.saes[i].stream);
+                }
+                input
+            },
             batch: vec![0f32; t.batch * train_inputs[cell.input].info.dim],
+            next: if lone {
+                vec![0f32; t.batch * train_inputs[cell.input].info.dim]
+            } else {
+                Vec::new()
+            },
             ws: Workspace::default(),
-            curve: Vec::new(),
-            tail: 0.0,
+            curve: resume.map_or_else(Vec::new, |s| s.saes[i].curve.clone()),
+            tail: resume.map_or(0.0, |s| s.saes[i].tail),
             failed: None,
         })
         .collect();
-    let mut curve_steps = Vec::new();
+    let mut curve_steps: Vec<u64> = resume.map_or_else(Vec::new, |s| s.curve_steps.clone());
     progress.begin("SAEs", t.steps);
+    let before = resume.map_or(Duration::ZERO, |s| s.elapsed);
     let started = Instant::now();
-    let mut from = 0;
+    let mut last_checkpoint = Instant::now();
+    let mut from = resume.map_or(0, |s| s.done);
     while from < t.steps {
         let to = (from + every).min(t.steps);
         workers.par_iter_mut().for_each(|w| {
@@ -456,8 +601,29 @@ pub fn run_with(
                 if w.failed.is_some() {
                     return;
                 }
-                w.input.fill(&mut w.batch, None);
-                let loss = w.sae.train_step(&w.batch, &mut w.ws, &adam, lone);
+                let loss = if lone {
+                    // A lone SAE draws the next batch while it trains on this one (within a
+                    // block, so that at its end the stream has given exactly its steps).
+                    if step == from {
+                        w.input.fill(&mut w.next, None);
+                    }
+                    std::mem::swap(&mut w.batch, &mut w.next);
+                    let (sae, ws, batch) = (&mut w.sae, &mut w.ws, &w.batch);
+                    let (input, next) = (&mut w.input, &mut w.next);
+                    let last = step + 1 == to;
+                    let (loss, ()) = rayon::join(
+                        || sae.train_step(batch, ws, &adam, true),
+                        || {
+                            if !last {
+                                input.fill(next, None)
+                            }
+                        },
+                    );
+                    loss
+                } else {
+                    w.input.fill(&mut w.batch, None);
+                    w.sae.train_step(&w.batch, &mut w.ws, &adam, false)
+                };
                 if !loss.is_finite() {
                     w.failed = Some((step, loss));
                 }
@@ -485,6 +651,29 @@ pub fn run_with(
             workers.iter().filter_map(|w| w.curve.last()).sum::<f64>() / workers.len() as f64;
         progress.update(to, mean);
         from = to;
+        if from == t.steps {
+            break;
+        }
+        let state = || SaeState {
+            done: from,
+            steps: t.steps,
+            curve_steps: curve_steps.clone(),
+            saes: workers.iter().map(Worker::snapshot).collect(),
+            elapsed: before + started.elapsed(),
+        };
+        if control.stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            progress.end();
+            return Err(Interrupted {
+                state: Box::new(state()),
+            }
+            .into());
+        }
+        if let Some((every, write)) = control.checkpoint.as_mut() {
+            if last_checkpoint.elapsed() >= *every {
+                write(&state()).map_err(|e| anyhow::anyhow!("cannot write a checkpoint: {e}"))?;
+                last_checkpoint = Instant::now();
+            }
+        }
     }
     // The last step's update is not in any loss: check the weights it left.
     if let Some(i) = workers.iter().position(|w| {
@@ -502,7 +691,7 @@ pub fn run_with(
     let tail: Vec<f64> = workers.iter().map(|w| w.tail).collect();
     let saes: Vec<Sae> = workers.into_iter().map(|w| w.sae).collect();
     progress.end();
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = (before + started.elapsed()).as_secs_f64();
     let tail_steps = (t.steps - tail_from) as f64;
 
     // Score every SAE on fresh rows of its input.
@@ -625,5 +814,101 @@ fn link_next_larger(grid: &[Cell], saes: &[Sae], results: &mut [SaeResult]) {
             );
             results[i].metrics.mmcs_to_larger = Some(metrics::mmcs(&cos, a.latents, b.latents));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::NoProgress;
+
+    fn config(latents: &str, penalties: &str) -> SaeConfig {
+        SaeConfig::from_toml(
+            &format!(
+                "[ground_truth]\nfeatures = 24\ndim = 12\nmean_active = 3\n[sae]\n\
+                 latents = {latents}\npenalties = {penalties}\n[train]\nsteps = 230\nbatch = 64\n\
+                 eval_rows = 256\n"
+            ),
+            "test",
+        )
+        .unwrap()
+    }
+
+    /// Stopped after its first checkpoint and resumed from the state, a run ends with the same
+    /// weights, curves and scores as one straight through: a grid, and a lone SAE (which draws
+    /// its next batch during each step).
+    #[test]
+    fn a_resumed_run_equals_an_uninterrupted_one() {
+        for config in [config("[16, 32]", "[0.05]"), config("[32]", "[0.1]")] {
+            let full = run(&config, &mut NoProgress).unwrap();
+            let stop = AtomicBool::new(false);
+            let mut saved = None;
+            let mut write = |s: &SaeState| -> Result<(), String> {
+                saved = Some(s.clone());
+                stop.store(true, Ordering::SeqCst);
+                Ok(())
+            };
+            let control = SaeControl {
+                stop: Some(&stop),
+                checkpoint: Some((Duration::ZERO, &mut write)),
+            };
+            let err = run_controlled(&config, None, control, &mut NoProgress)
+                .err()
+                .expect("stopped");
+            let state = err.downcast::<Interrupted>().unwrap().state;
+            // Stopped at the block after the checkpoint's: two blocks of 2 steps in.
+            assert_eq!(state.done, 4);
+            assert_eq!(saved.unwrap().done, 2);
+            let resumed = run_controlled(
+                &config,
+                Some(&state),
+                SaeControl::default(),
+                &mut NoProgress,
+            )
+            .unwrap();
+            for (a, b) in full.saes.iter().zip(&resumed.saes) {
+                assert_eq!(a.params, b.params);
+                assert_eq!(a.adam_state(), b.adam_state());
+            }
+            assert_eq!(full.results.curves, resumed.results.curves);
+            assert_eq!(full.results.curve_steps, resumed.results.curve_steps);
+            let final_loss = |r: &SaeRun| {
+                r.results
+                    .saes
+                    .iter()
+                    .map(|s| s.final_loss)
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(final_loss(&full), final_loss(&resumed));
+        }
+    }
+
+    /// A state that does not fit the config is refused with the reason, not trained on.
+    #[test]
+    fn a_mismatched_state_is_refused() {
+        let config = config("[16, 32]", "[0.05]");
+        let stop = AtomicBool::new(true);
+        let control = SaeControl {
+            stop: Some(&stop),
+            checkpoint: None,
+        };
+        let err = run_controlled(&config, None, control, &mut NoProgress)
+            .err()
+            .expect("stopped");
+        let state = *err.downcast::<Interrupted>().unwrap().state;
+        let refuse = |state: &SaeState, config: &SaeConfig, what: &str| {
+            let err = run_controlled(config, Some(state), SaeControl::default(), &mut NoProgress)
+                .err()
+                .expect("refused");
+            assert!(err.to_string().contains(what), "{err}");
+        };
+        let mut longer = config.clone();
+        longer.train.steps = 500;
+        refuse(&state, &longer, "230-step run");
+        refuse(&state, &self::config("[16]", "[0.05]"), "holds 2 SAEs");
+        refuse(&state, &self::config("[16, 24]", "[0.05]"), "24 in 12");
+        let mut odd = state.clone();
+        odd.done = 3;
+        refuse(&odd, &config, "block boundary");
     }
 }
