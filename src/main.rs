@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use tms::config::{locate, InstanceRange, TrainConfig};
 use tms::experiments::{self, Experiment, ExperimentOptions, Profile};
 use tms::output::checkpoint::{is_checkpoint, Checkpoint, RunKind};
+use tms::output::foreign::Layout;
 use tms::output::report::write_report;
-use tms::output::weights::Weights;
 use tms::output::{check_out_path, default_out_path};
 use tms::pipeline::{
     analyze_weights, standard_figures, summary_table, train_run, write_run, RunResult,
@@ -208,10 +208,16 @@ enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Compute metrics and figures for a weights file (W as [instances, features, hidden])
+    /// Compute metrics and figures for a weights file: tms's, the notebook's, ARENA's, or one
+    /// model's W, as safetensors, .npy or .npz
+    #[command(after_help = ANALYZE_HELP)]
     Analyze {
-        /// A safetensors file with `W` (and optionally `b` or `b_final`)
+        /// A safetensors, .npy or .npz file with `W` (and optionally `b` or `b_final`), or the
+        /// |x| model's `W1` and `W2`
         weights: PathBuf,
+        /// How W is stored (default: from the file; a square W needs it)
+        #[arg(long, value_parser = ["notebook", "arena", "features-hidden", "hidden-features"])]
+        layout: Option<String>,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -405,7 +411,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_report(&runs_dir)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Analyze { weights, output } => analyze(&weights, &output),
+        Command::Analyze {
+            weights,
+            layout,
+            output,
+        } => analyze(&weights, layout.as_deref(), &output),
         Command::Sae {
             config,
             activations,
@@ -482,6 +492,19 @@ const SAE_HELP: &str = "Examples:
   tms sae sae.toml --kind topk --k 4,8 --latents 512,1024
 Each SAE is saved in SAELens's layout under RUN/saes/NAME/ (cfg.json, sae_weights.safetensors).
 `tms reproduce sae-synthetic` and `tms reproduce sae-toy` run the two experiments.";
+
+const ANALYZE_HELP: &str = "Layouts of W (the first line printed says which was used and why):
+  notebook         [instances, features, hidden]   the paper's notebook, tms (b_final or b: [instances, features])
+  arena            [instances, hidden, features]   ARENA's superposition exercises
+  features-hidden  [features, hidden]              one model
+  hidden-features  [hidden, features]              one model, e.g. nn.Linear(features, hidden).weight
+The |x| model: W1 [.., hidden, features] and W2 [.., features, hidden]. Without --layout the bias's
+length decides, else features ≥ hidden is assumed; a square W needs --layout. PyTorch pickles
+(.pt, .pth) are refused with the one-line conversion to safetensors.
+Examples:
+  tms analyze runs/intro/weights.safetensors
+  tms analyze arena_model.npz
+  tms analyze square.npy --layout arena";
 
 const ORTHOGONAL_HELP: &str = "Examples:
   tms orthogonal --dim 100 --count 10000      random and optimised packings against Welch's bound
@@ -731,9 +754,24 @@ fn resume(run_dir: &Path, training: &TrainingArgs, quiet: bool) -> anyhow::Resul
 }
 
 /// `tms analyze WEIGHTS`.
-fn analyze(weights: &Path, output: &OutputArgs) -> anyhow::Result<ExitCode> {
-    let loaded =
-        Weights::load(weights).with_context(|| format!("cannot analyse {}", weights.display()))?;
+fn analyze(weights: &Path, layout: Option<&str>, output: &OutputArgs) -> anyhow::Result<ExitCode> {
+    let layout = layout.and_then(Layout::from_name);
+    let imported = tms::output::foreign::load(weights, layout)
+        .with_context(|| format!("cannot analyse {}", weights.display()))?;
+    println!(
+        "{}: {}, W as {} ({}: {}){}",
+        weights.display(),
+        imported.format,
+        imported.layout.shape(),
+        imported.layout.name(),
+        imported.reason,
+        if imported.weights.kind == Some(tms::model::ModelKind::Abs) {
+            ", the |x| model"
+        } else {
+            ""
+        }
+    );
+    let loaded = imported.weights;
     let stem = weights
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

@@ -220,6 +220,147 @@ fn analyze_accepts_notebook_tensors() {
     assert!(dir.path().join("runs/analyze-nb/features.svg").exists());
 }
 
+/// A `.npy` file's bytes: `values` as float64 (numpy's default) of shape `shape`.
+fn npy_f64(values: &[f32], shape: &[u64]) -> Vec<u8> {
+    use npyz::WriterBuilder;
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut writer = npyz::WriteOptions::<f64>::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(&mut out)
+        .begin_nd()
+        .unwrap();
+    writer.extend(values.iter().map(|&v| v as f64)).unwrap();
+    writer.finish().unwrap();
+    out.into_inner()
+}
+
+/// The same trained weights saved as other tools save them — the notebook's layout from
+/// PyTorch (no metadata), ARENA's [instances, hidden, features], an `.npz` of float64 arrays,
+/// one model's `nn.Linear` weight as `.npy` — analyse to the same metrics as tms's own file;
+/// a square W needs --layout, a pickle is refused with the conversion.
+#[test]
+fn analyze_reads_other_tools_layouts_and_formats_to_the_same_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("small.toml"), SMALL_CONFIG).unwrap();
+    let o = tms(&["train", "small.toml", "--out", "run", "-q"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let w = Weights::load(&d.join("run/weights.safetensors")).unwrap();
+    let (i, n, m) = (w.instances, w.features, w.hidden);
+    let b = w.b.clone().unwrap();
+    // ARENA's layout: every instance's W transposed.
+    let mut arena = vec![0f32; w.w.len()];
+    for k in 0..i {
+        for f in 0..n {
+            for h in 0..m {
+                arena[k * n * m + h * n + f] = w.w[k * n * m + f * m + h];
+            }
+        }
+    }
+    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let st = |w: &[f32], shape: Vec<usize>| {
+        let (wb, bb) = (bytes(w), bytes(&b));
+        safetensors::serialize(
+            vec![
+                ("W", TensorView::new(Dtype::F32, shape, &wb).unwrap()),
+                (
+                    "b_final",
+                    TensorView::new(Dtype::F32, vec![i, n], &bb).unwrap(),
+                ),
+            ],
+            &None,
+        )
+        .unwrap()
+    };
+    std::fs::write(d.join("nb.safetensors"), st(&w.w, vec![i, n, m])).unwrap();
+    std::fs::write(d.join("arena.safetensors"), st(&arena, vec![i, m, n])).unwrap();
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    for (name, data) in [
+        ("W.npy", npy_f64(&w.w, &[i as u64, n as u64, m as u64])),
+        ("b_final.npy", npy_f64(&b, &[i as u64, n as u64])),
+    ] {
+        zip.start_file(name, options).unwrap();
+        std::io::Write::write_all(&mut zip, &data).unwrap();
+    }
+    std::fs::write(d.join("nb.npz"), zip.finish().unwrap().into_inner()).unwrap();
+    // One model (instance 1) as nn.Linear(features, hidden).weight: [hidden, features].
+    std::fs::write(
+        d.join("linear.npy"),
+        npy_f64(&arena[n * m..], &[m as u64, n as u64]),
+    )
+    .unwrap();
+
+    let analyse = |file: &str, extra: &[&str]| {
+        let out = format!("an-{file}");
+        let mut args = vec!["analyze", file, "--out", &out, "-q"];
+        args.extend_from_slice(extra);
+        let o = tms(&args, d);
+        assert!(o.status.success(), "{file}: {}", stderr(&o));
+        (stdout(&o), read_metrics(&d.join(&out)))
+    };
+    let (said, own) = analyse("run/weights.safetensors", &[]);
+    assert!(said.contains("notebook: written by tms"), "{said}");
+    for (file, layout) in [
+        ("nb.safetensors", "notebook: assumed features ≥ hidden"),
+        ("arena.safetensors", "arena: assumed features ≥ hidden"),
+        ("nb.npz", "npz, W as [instances, features, hidden]"),
+    ] {
+        let (said, m) = analyse(file, &[]);
+        assert!(said.contains(layout), "{file}: {said}");
+        for (a, t) in m.instances.iter().zip(&own.instances) {
+            assert_eq!(a.feature_norms, t.feature_norms, "{file}");
+            assert_eq!(a.fractional_dimensionality, t.fractional_dimensionality);
+            assert_eq!((a.represented, &a.geometry), (t.represented, &t.geometry));
+        }
+        // No training data: no loss, and "–" for the sparsity in the summary.
+        assert!(m.instances[0].final_loss.is_none());
+    }
+    let o = tms(&["analyze", "nb.npz", "--out", "table"], d);
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l.split_whitespace().take(3).eq(["0", "–", "-"])),
+        "{}",
+        stdout(&o)
+    );
+    let (said, single) = analyse("linear.npy", &[]);
+    assert!(
+        said.contains("hidden-features: assumed features ≥ hidden"),
+        "{said}"
+    );
+    assert_eq!(
+        single.instances[0].feature_norms,
+        own.instances[1].feature_norms
+    );
+
+    // A square W is refused until --layout says which axis is which.
+    let square = npy_f64(&[1.0, 0.0, 0.0, 1.0], &[2, 2]);
+    std::fs::write(d.join("square.npy"), square).unwrap();
+    let o = tms(&["analyze", "square.npy", "-q"], d);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--layout features-hidden or --layout hidden-features"),
+        "{}",
+        stderr(&o)
+    );
+    let o = tms(
+        &["analyze", "square.npy", "--layout", "hidden-features", "-q"],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A PyTorch pickle is refused with the conversion, before it is opened.
+    std::fs::write(d.join("model.pt"), b"not opened").unwrap();
+    let o = tms(&["analyze", "model.pt", "-q"], d);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("safetensors.torch import save_file") && err.contains("model.pt"),
+        "{err}"
+    );
+}
+
 #[test]
 fn existing_out_folder_needs_force() {
     let dir = tempfile::tempdir().unwrap();

@@ -186,6 +186,10 @@ impl Checkpoint {
         let done: u64 = get("done")?.parse().context("checkpoint `done`")?;
         let steps: u64 = get("steps")?.parse().context("checkpoint `steps`")?;
         let elapsed: f64 = get("elapsed")?.parse().context("checkpoint `elapsed`")?;
+        // Up to about 30,000 years: a duration every later sum can hold.
+        if !(elapsed.is_finite() && elapsed < 1e12) {
+            bail!("checkpoint `elapsed` is not a duration: {elapsed}");
+        }
 
         let tensor =
             |name: &str, dtype: Dtype, rank: usize| -> anyhow::Result<(Vec<usize>, Vec<u8>)> {

@@ -17,6 +17,7 @@
 
 pub(crate) mod bytes;
 pub mod checkpoint;
+pub mod foreign;
 pub mod plots;
 pub mod records;
 pub mod report;
@@ -163,8 +164,29 @@ impl RunFolder {
                     self.final_path.display()
                 );
             }
-            std::fs::remove_dir_all(&self.final_path)
+            // Move the old folder aside and delete it only once the new one is in place, so
+            // a kill in between loses nothing (a periodic checkpoint replaces the last one
+            // this way every minute): the gap is two renames, not a recursive delete.
+            let aside = self.tmp.with_file_name(format!(
+                "{}.old",
+                self.tmp.file_name().unwrap_or_default().to_string_lossy()
+            ));
+            if aside.exists() {
+                std::fs::remove_dir_all(&aside)
+                    .with_context(|| format!("cannot remove {}", aside.display()))?;
+            }
+            std::fs::rename(&self.final_path, &aside)
                 .with_context(|| format!("cannot replace {}", self.final_path.display()))?;
+            std::fs::rename(&self.tmp, &self.final_path).with_context(|| {
+                format!(
+                    "cannot move the finished run to {} (the earlier folder is in {})",
+                    self.final_path.display(),
+                    aside.display()
+                )
+            })?;
+            self.committed = true;
+            let _ = std::fs::remove_dir_all(&aside);
+            return Ok(self.final_path.clone());
         }
         std::fs::rename(&self.tmp, &self.final_path).with_context(|| {
             format!(

@@ -47,9 +47,12 @@ pub fn summary_table(run: &RunResult) -> String {
         if rows.len() > limit && k >= limit / 2 && k < rows.len() - limit / 2 {
             continue;
         }
-        let s = r
-            .common_sparsity()
-            .map_or("mixed".into(), |s| format!("{s:.3}"));
+        // "–" for weights analysed without their training data, "mixed" for unequal p_i.
+        let s = match (&r.feature_probability, r.common_sparsity()) {
+            (None, _) => "–".into(),
+            (Some(_), Some(s)) => format!("{s:.3}"),
+            (Some(_), None) => "mixed".into(),
+        };
         let loss = r.final_loss.map_or("-".into(), |l| format!("{l:.3e}"));
         let mark = if show_restarts && r.selected {
             " *"

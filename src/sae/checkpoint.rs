@@ -154,7 +154,8 @@ pub fn from_bytes(bytes: &[u8]) -> anyhow::Result<(SaeConfig, SaeState)> {
     if done > steps {
         bail!("checkpoint `done` ({done}) is beyond `steps` ({steps})");
     }
-    if !(elapsed.is_finite() && elapsed >= 0.0) {
+    // Up to about 30,000 years: a duration every later sum can hold.
+    if !(elapsed.is_finite() && (0.0..1e12).contains(&elapsed)) {
         bail!("checkpoint `elapsed` is not a duration: {elapsed}");
     }
 

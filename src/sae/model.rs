@@ -24,8 +24,8 @@ use std::sync::OnceLock;
 use crate::data::rng::{stream_key, LaneRng, StreamKind};
 use crate::model::KernelVariant;
 
-/// Rows per block of the encoder product: fixed, so results do not depend on the thread
-/// count.
+/// Rows per block of the row-wise passes (encode, select, decode): fixed, so results do not
+/// depend on the thread count.
 const ROW_BLOCK: usize = 128;
 
 /// Above this share of active (row, latent) pairs the decoder and the gradients use dense
@@ -388,21 +388,24 @@ impl Sae {
             .zip(ws.x_hat.par_chunks_mut(ROW_BLOCK * d));
         if ws.dense {
             ws.dense_codes.resize(rows * n, 0.0);
-            ws.dense_codes_grad.resize(rows * n, 0.0);
+            // dL/dpre only with gradients (scoring many rows need not hold it).
+            ws.dense_codes_grad
+                .resize(if terms.is_some() { rows * n } else { 0 }, 0.0);
             let tasks = blocks
                 .zip(ws.pre.par_chunks_mut(ROW_BLOCK * n))
-                .zip(ws.dense_codes.par_chunks_mut(ROW_BLOCK * n))
-                .zip(ws.dense_codes_grad.par_chunks_mut(ROW_BLOCK * n));
-            for_each_task(
-                tasks,
-                parallel,
-                |(((((b, x), x_hat), pre), codes), grad)| {
-                    dims.variant.run(
-                        #[inline(always)]
-                        || decode_block_dense(p, dims, terms, x, x_hat, b, (codes, pre, grad)),
-                    )
-                },
-            );
+                .zip(ws.dense_codes.par_chunks_mut(ROW_BLOCK * n));
+            let decode = |((((b, x), x_hat), pre), codes), grad: &mut [f32]| {
+                dims.variant.run(
+                    #[inline(always)]
+                    || decode_block_dense(p, dims, terms, x, x_hat, b, (codes, pre, grad)),
+                )
+            };
+            if terms.is_some() {
+                let tasks = tasks.zip(ws.dense_codes_grad.par_chunks_mut(ROW_BLOCK * n));
+                for_each_task(tasks, parallel, |(task, grad)| decode(task, grad));
+            } else {
+                for_each_task(tasks, parallel, |task| decode(task, &mut []));
+            }
         } else {
             for_each_task(blocks, parallel, |((b, x), x_hat)| {
                 dims.variant.run(
@@ -925,7 +928,11 @@ mod tests {
     use super::*;
 
     fn problem(kind: SaeKind) -> (Sae, Vec<f32>) {
-        let (d, n, rows) = (5, 7, 12);
+        sized_problem(kind, (5, 7, 12))
+    }
+
+    /// An SAE with perturbed weights and biases, and `rows` inputs, for sizes (d, D, rows).
+    fn sized_problem(kind: SaeKind, (d, n, rows): (usize, usize, usize)) -> (Sae, Vec<f32>) {
         let mut sae = Sae::new(d, n, kind, 3, 0);
         let mut rng = LaneRng::new(99);
         sae.params
@@ -994,24 +1001,49 @@ mod tests {
         }
     }
 
-    /// The dense and per-pair paths give the same loss and gradients (to rounding).
+    /// The dense and per-pair paths give the same loss and gradients (to rounding), and each
+    /// gives the same bits on one thread and on several: one block of rows and latents, and
+    /// several with partial last blocks (300 rows, 70 latents).
     #[test]
     fn dense_and_sparse_paths_agree() {
-        let (sae, x) = problem(SaeKind::L1 { alpha: 0.05 });
-        let run = |dense: bool| {
-            let mut ws = Workspace {
-                force_dense: Some(dense),
-                ..Workspace::default()
+        for sizes in [(5, 7, 12), (9, 70, 300)] {
+            let (sae, x) = sized_problem(SaeKind::L1 { alpha: 0.05 }, sizes);
+            let run = |dense: bool, parallel: bool| {
+                let mut ws = Workspace {
+                    force_dense: Some(dense),
+                    ..Workspace::default()
+                };
+                let loss = sae.gradients(&x, &mut ws, parallel);
+                (loss, ws.grads.unwrap(), ws.x_hat)
             };
-            let loss = sae.gradients(&x, &mut ws, false);
-            (loss, ws.grads.unwrap(), ws.x_hat)
-        };
-        let (la, ga, _) = run(false);
-        let (lb, gb, _) = run(true);
-        assert!((la - lb).abs() < 1e-6 * la.abs().max(1.0));
-        for (a, b) in ga.slices().iter().zip(gb.slices()) {
-            for (x, y) in a.iter().zip(b.iter()) {
-                assert!((x - y).abs() < 1e-5 * (1.0 + x.abs()), "{x} vs {y}");
+            let (la, ga, xa) = run(false, false);
+            let (lb, gb, _) = run(true, false);
+            assert!((la - lb).abs() < 1e-6 * la.abs().max(1.0));
+            for (a, b) in ga.slices().iter().zip(gb.slices()) {
+                for (x, y) in a.iter().zip(b.iter()) {
+                    assert!(
+                        (x - y).abs() < 1e-5 * (1.0 + x.abs()),
+                        "{sizes:?}: {x} vs {y}"
+                    );
+                }
+            }
+            for dense in [false, true] {
+                let (l1, g1, x1) = run(dense, false);
+                let (l2, g2, x2) = run(dense, true);
+                assert_eq!((l1, &g1, &x1), (l2, &g2, &x2), "{sizes:?} dense {dense}");
+            }
+            // Forward alone reconstructs what the step's forward did (on the per-pair path).
+            let mut ws = Workspace::default();
+            sae.forward(&x, &mut ws, true);
+            let rows = sizes.2 as f32;
+            let grad_x_hat: Vec<f32> = ws
+                .x_hat
+                .iter()
+                .zip(&x)
+                .map(|(h, x)| 2.0 * (h - x) / rows)
+                .collect();
+            for (a, b) in grad_x_hat.iter().zip(&xa) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
             }
         }
     }

@@ -2,8 +2,9 @@
 //!
 //! Every SAE of one input sees the same batches: each SAE is a worker with its own copy of
 //! its input's stream (drawing is cheap beside a step), so the workers never wait for each
-//! other; they run in parallel, one per thread (a lone SAE splits its encoder product
-//! instead). Results do not depend on the thread count.
+//! other; they run in parallel, one per thread (a lone SAE instead spreads each pass of its
+//! step over the threads, and draws its next batch during the step). Results do not depend on
+//! the thread count.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -372,6 +373,14 @@ struct Worker {
 }
 
 impl Worker {
+    /// Whether the weights and Adam's moments are all finite.
+    fn finite(&self) -> bool {
+        let (m, v, _) = self.sae.adam_state();
+        [&self.sae.params, m, v]
+            .iter()
+            .all(|p| p.slices().iter().all(|a| a.iter().all(|x| x.is_finite())))
+    }
+
     /// The worker's state at a block boundary.
     fn snapshot(&self) -> SaeSnapshot {
         let (m, v, steps) = self.sae.adam_state();
@@ -426,6 +435,13 @@ fn check_state(
         );
     }
     for (i, (s, cell)) in state.saes.iter().zip(grid).enumerate() {
+        if s.adam_steps != state.done {
+            bail!(
+                "checkpoint SAE {i} took {} Adam steps in {} steps",
+                s.adam_steps,
+                state.done
+            );
+        }
         let d = inputs[cell.input].info.dim;
         let (n, p) = (cell.latents, &s.params);
         if p.w_enc_t.len() != n * d || p.b_enc.len() != n || p.b_dec.len() != d {
@@ -661,18 +677,31 @@ pub fn run_with(
             saes: workers.iter().map(Worker::snapshot).collect(),
             elapsed: before + started.elapsed(),
         };
-        if control.stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+        let stopping = control.stop.is_some_and(|s| s.load(Ordering::SeqCst));
+        let writing = control
+            .checkpoint
+            .as_ref()
+            .is_some_and(|(every, _)| last_checkpoint.elapsed() >= *every);
+        // Only finite states are saved: the block's last update is in no loss yet.
+        if stopping || writing {
+            if let Some(i) = workers.iter().position(|w| !w.finite()) {
+                progress.end();
+                bail!(
+                    "SAE {} diverged before step {from} (non-finite weights or Adam state):                      lower train.lr or the penalty",
+                    name(&grid[i])
+                );
+            }
+        }
+        if stopping {
             progress.end();
             return Err(Interrupted {
                 state: Box::new(state()),
             }
             .into());
         }
-        if let Some((every, write)) = control.checkpoint.as_mut() {
-            if last_checkpoint.elapsed() >= *every {
-                write(&state()).map_err(|e| anyhow::anyhow!("cannot write a checkpoint: {e}"))?;
-                last_checkpoint = Instant::now();
-            }
+        if let Some((_, write)) = control.checkpoint.as_mut().filter(|_| writing) {
+            write(&state()).map_err(|e| anyhow::anyhow!("cannot write a checkpoint: {e}"))?;
+            last_checkpoint = Instant::now();
         }
     }
     // The last step's update is not in any loss: check the weights it left.
