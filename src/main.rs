@@ -498,9 +498,10 @@ const ANALYZE_HELP: &str = "Layouts of W (the first line printed says which was 
   arena            [instances, hidden, features]   ARENA's superposition exercises
   features-hidden  [features, hidden]              one model
   hidden-features  [hidden, features]              one model, e.g. nn.Linear(features, hidden).weight
-The |x| model: W1 [.., hidden, features] and W2 [.., features, hidden]. Without --layout the bias's
-length decides, else features ≥ hidden is assumed; a square W needs --layout. PyTorch pickles
-(.pt, .pth) are refused with the one-line conversion to safetensors.
+The |x| model: W1 [.., hidden, features] and W2 [.., features, hidden]. Without --layout, files
+written by tms are read as they are; for others the layout with features ≥ hidden is taken and
+the bias checked against it; a square W needs --layout. PyTorch pickles (.pt, .pth, or a
+torch.save zip) are refused with the one-line conversion to safetensors.
 Examples:
   tms analyze runs/intro/weights.safetensors
   tms analyze arena_model.npz

@@ -294,7 +294,7 @@ fn analyze_reads_other_tools_layouts_and_formats_to_the_same_metrics() {
 
     let analyse = |file: &str, extra: &[&str]| {
         let out = format!("an-{file}");
-        let mut args = vec!["analyze", file, "--out", &out, "-q"];
+        let mut args = vec!["analyze", file, "--out", &out, "--force", "-q"];
         args.extend_from_slice(extra);
         let o = tms(&args, d);
         assert!(o.status.success(), "{file}: {}", stderr(&o));
@@ -309,6 +309,7 @@ fn analyze_reads_other_tools_layouts_and_formats_to_the_same_metrics() {
     ] {
         let (said, m) = analyse(file, &[]);
         assert!(said.contains(layout), "{file}: {said}");
+        assert_eq!(m.instances.len(), own.instances.len(), "{file}");
         for (a, t) in m.instances.iter().zip(&own.instances) {
             assert_eq!(a.feature_norms, t.feature_norms, "{file}");
             assert_eq!(a.fractional_dimensionality, t.fractional_dimensionality);
@@ -336,7 +337,8 @@ fn analyze_reads_other_tools_layouts_and_formats_to_the_same_metrics() {
     );
 
     // A square W is refused until --layout says which axis is which.
-    let square = npy_f64(&[1.0, 0.0, 0.0, 1.0], &[2, 2]);
+    // The two readings differ: feature 0 has weights 3 and 4, or 3 and 0.
+    let square = npy_f64(&[3.0, 4.0, 0.0, 0.0], &[2, 2]);
     std::fs::write(d.join("square.npy"), square).unwrap();
     let o = tms(&["analyze", "square.npy", "-q"], d);
     assert!(!o.status.success());
@@ -345,11 +347,35 @@ fn analyze_reads_other_tools_layouts_and_formats_to_the_same_metrics() {
         "{}",
         stderr(&o)
     );
-    let o = tms(
-        &["analyze", "square.npy", "--layout", "hidden-features", "-q"],
-        d,
+    let norm0 =
+        |layout: &str| analyse("square.npy", &["--layout", layout]).1.instances[0].feature_norms[0];
+    assert!((norm0("features-hidden") - 5.0).abs() < 1e-6);
+    assert!((norm0("hidden-features") - 3.0).abs() < 1e-6);
+    // The |x| model as W1 [hidden, features] and W2 [features, hidden] in an .npz.
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in [
+        ("W1.npy", npy_f64(&[1.0, 0.0, 0.0, -1.0, 0.0, 0.0], &[2, 3])),
+        ("W2.npy", npy_f64(&[1.0, 1.0, 0.0, 0.0, 0.0, 0.0], &[3, 2])),
+    ] {
+        zip.start_file(name, options).unwrap();
+        std::io::Write::write_all(&mut zip, &data).unwrap();
+    }
+    std::fs::write(d.join("abs.npz"), zip.finish().unwrap().into_inner()).unwrap();
+    let (said, m) = analyse("abs.npz", &[]);
+    assert!(said.contains("the |x| model"), "{said}");
+    assert_eq!(m.model.as_deref(), Some("abs"));
+    // A torch.save zip under another name is refused as a pickle too.
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file("archive/data.pkl", options).unwrap();
+    std::io::Write::write_all(&mut zip, b"pickle").unwrap();
+    std::fs::write(d.join("model.bin"), zip.finish().unwrap().into_inner()).unwrap();
+    let o = tms(&["analyze", "model.bin", "-q"], d);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("PyTorch pickles are not read"),
+        "{}",
+        stderr(&o)
     );
-    assert!(o.status.success(), "{}", stderr(&o));
     // A PyTorch pickle is refused with the conversion, before it is opened.
     std::fs::write(d.join("model.pt"), b"not opened").unwrap();
     let o = tms(&["analyze", "model.pt", "-q"], d);

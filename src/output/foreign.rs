@@ -11,9 +11,10 @@
 //! The bias is `b` or `b_final` ([instances, features] or [features]). The untied |x| model
 //! comes as `W1` (h = ReLU(W1 x): [.., hidden, features]) and `W2` (y = ReLU(W2 h + b):
 //! [.., features, hidden]); it becomes tms's `abs` kind (`W` = W1ᵀ, `W_dec` = W2).
-//! A file written by tms (its metadata names the model or config) is read as it is. Otherwise
-//! the layout comes from the bias's length, or from features ≥ hidden (superposition's regime);
-//! a square `W` without a bias is refused until `--layout` names the layout.
+//! A file written by tms (its metadata has tms's format) is read as it is. Otherwise the layout
+//! is the one with features ≥ hidden (superposition's regime) and the bias is checked against
+//! it; a square `W` is refused until `--layout` names the layout. `W_dec`, when present, is
+//! read in the same layout as `W`.
 
 use std::io::{Cursor, Read};
 use std::path::Path;
@@ -136,7 +137,7 @@ pub fn load(path: &Path, layout: Option<Layout>) -> Result<Imported, WeightsErro
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let array = read_npy(&bytes[..], "W").map_err(|e| invalid(format!("{stem}.npy: {e}")))?;
+        let array = read_npy(&bytes, "W").map_err(|e| invalid(format!("{stem}.npy: {e}")))?;
         return from_arrays(vec![array], "npy", layout).map_err(invalid);
     }
     if bytes.starts_with(b"PK\x03\x04") {
@@ -151,7 +152,11 @@ pub fn load(path: &Path, layout: Option<Layout>) -> Result<Imported, WeightsErro
     let own = safetensors::SafeTensors::read_metadata(&bytes)
         .ok()
         .and_then(|(_, h)| h.metadata().clone())
-        .is_some_and(|m| m.contains_key("model") || m.contains_key("config"));
+        .is_some_and(|m| {
+            m.contains_key("model")
+                || m.contains_key("config")
+                || m.get("format").is_some_and(|f| f.starts_with("tms/"))
+        });
     if own && matches!(layout, None | Some(Layout::Notebook)) {
         return Ok(Imported {
             weights: Weights::from_bytes(&bytes)?,
@@ -193,8 +198,45 @@ fn is_known(name: &str) -> bool {
     matches!(name, "W" | "b" | "b_final" | "W_dec" | "W1" | "W2")
 }
 
+/// The number of values a `.npy` header's shape claims, read before the file is parsed (so a
+/// crafted shape whose product overflows is refused here, not inside the parser); `None` when
+/// the header cannot be read, which the parser then reports.
+fn npy_claimed_len(bytes: &[u8]) -> Option<Result<u64, String>> {
+    let (len, start): (usize, usize) = match bytes.get(6)? {
+        1 => (
+            u16::from_le_bytes([*bytes.get(8)?, *bytes.get(9)?]) as usize,
+            10,
+        ),
+        _ => (
+            u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?) as usize,
+            12,
+        ),
+    };
+    let header = std::str::from_utf8(bytes.get(start..start.checked_add(len)?)?).ok()?;
+    let tuple = header.split("'shape'").nth(1)?;
+    let inner = tuple.split('(').nth(1)?.split(')').next()?;
+    let mut product: u64 = 1;
+    for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let dim: u64 = part.parse().ok()?;
+        product = match product.checked_mul(dim) {
+            Some(p) => p,
+            None => return Some(Err(format!("its shape ({inner}) overflows"))),
+        };
+    }
+    Some(Ok(product))
+}
+
 /// One `.npy` array (f32 or f64, C or Fortran order) named `name`.
-fn read_npy(bytes: impl Read, name: &str) -> Result<Array, String> {
+fn read_npy(bytes: &[u8], name: &str) -> Result<Array, String> {
+    if let Some(claimed) = npy_claimed_len(bytes) {
+        let claimed = claimed?;
+        if claimed > MAX_WEIGHTS_BYTES / 4 {
+            return Err(format!(
+                "its shape claims {claimed} values; tms reads at most {} per array",
+                MAX_WEIGHTS_BYTES / 4
+            ));
+        }
+    }
     let file = npyz::NpyFile::new(bytes).map_err(|e| format!("not a valid .npy array ({e})"))?;
     let shape: Vec<usize> = file.shape().iter().map(|&s| s as usize).collect();
     let fortran = file.order() == npyz::Order::Fortran;
@@ -209,6 +251,13 @@ fn read_npy(bytes: impl Read, name: &str) -> Result<Array, String> {
             .collect(),
         other => return Err(format!("dtype {other}; expected float32 or float64")),
     };
+    let expected = shape.iter().try_fold(1usize, |a, &s| a.checked_mul(s));
+    if expected != Some(values.len()) {
+        return Err(format!(
+            "`{name}` has shape {shape:?} but {} values",
+            values.len()
+        ));
+    }
     if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
         return Err(format!(
             "`{name}` holds a non-finite value ({}) at flat index {pos}",
@@ -243,9 +292,11 @@ fn read_npz(bytes: &[u8]) -> Result<Vec<Array>, NpzError> {
     if zip.file_names().any(|n| n.ends_with("data.pkl")) {
         return Err(NpzError::Pickle);
     }
-    let mut arrays = Vec::new();
+    let mut arrays: Vec<Array> = Vec::new();
+    // One budget for everything the archive decompresses to (a small zip can claim much more).
+    let mut budget = MAX_WEIGHTS_BYTES;
     for i in 0..zip.len() {
-        let mut entry = zip
+        let entry = zip
             .by_index(i)
             .map_err(|e| invalid(format!("entry {i} of the archive: {e}")))?;
         let Some(name) = entry.name().strip_suffix(".npy").map(str::to_string) else {
@@ -254,12 +305,20 @@ fn read_npz(bytes: &[u8]) -> Result<Vec<Array>, NpzError> {
         if !is_known(&name) {
             continue;
         }
+        if arrays.iter().any(|a| a.name == name) {
+            return Err(invalid(format!("the archive holds {name}.npy twice")));
+        }
         let mut data = Vec::new();
         entry
-            .by_ref()
-            .take(MAX_WEIGHTS_BYTES)
+            .take(budget + 1)
             .read_to_end(&mut data)
             .map_err(|e| invalid(format!("{name}.npy: {e}")))?;
+        if data.len() as u64 > budget {
+            return Err(invalid(format!(
+                "the archive decompresses to more than {MAX_WEIGHTS_BYTES} bytes"
+            )));
+        }
+        budget -= data.len() as u64;
         arrays.push(read_npy(&data[..], &name).map_err(|e| invalid(format!("{name}.npy: {e}")))?);
     }
     Ok(arrays)
@@ -302,27 +361,31 @@ fn from_arrays(
             .map(|i| arrays.swap_remove(i))
     };
     let bias = take("b").or_else(|| take("b_final"));
+    let w_dec = take("W_dec");
     let (w, w_dec) = match (take("W"), take("W1"), take("W2")) {
-        (Some(w), None, None) => (w, None),
+        (Some(w), None, None) => (w, w_dec),
         // The |x| model: W1 is [.., hidden, features]; W2 is [.., features, hidden].
         (None, Some(w1), Some(w2)) => {
-            if forced.is_some_and(|l| !l.hidden_first()) {
-                return Err(
-                    "W1 is stored as [.., hidden, features]; --layout does not apply".into(),
-                );
-            }
             let layout = if w1.shape.len() == 3 {
                 Layout::Arena
             } else {
                 Layout::HiddenFeatures
             };
-            let (w, features, hidden) = to_notebook(&w1, layout)?;
-            if w2.shape.len() != w1.shape.len()
-                || w2.shape[w2.shape.len() - 2..] != [features, hidden]
-            {
+            if forced.is_some_and(|l| l != layout) {
                 return Err(format!(
-                    "W2 has shape {:?}; expected [.., {features}, {hidden}] (features, hidden) \
-                     to match W1 {:?}",
+                    "W1 is stored as {}; --layout {} does not apply",
+                    layout.shape(),
+                    forced.map_or("", Layout::name)
+                ));
+            }
+            let (w, features, hidden) = to_notebook(&w1, layout)?;
+            let mut expected = w1.shape.clone();
+            let rank = expected.len();
+            expected[rank - 2..].copy_from_slice(&[features, hidden]);
+            if w2.shape != expected {
+                return Err(format!(
+                    "W2 has shape {:?}; expected {expected:?} ([.., features, hidden]) to match \
+                     W1 {:?}",
                     w2.shape, w1.shape
                 ));
             }
@@ -349,7 +412,16 @@ fn from_arrays(
     };
     let (layout, reason) = choose_layout(&w.shape, forced)?;
     let (values, features, hidden) = to_notebook(&w, layout)?;
-    let w_dec = w_dec.map(|a: Array| a.values);
+    let w_dec = match w_dec {
+        Some(dec) if dec.shape == w.shape => Some(to_notebook(&dec, layout)?.0),
+        Some(dec) => {
+            return Err(format!(
+                "tensor `W_dec` has shape {:?}; expected the shape of `W`, {:?}",
+                dec.shape, w.shape
+            ))
+        }
+        None => None,
+    };
     let weights = build(values, features, hidden, bias, w_dec).map_err(|e| {
         if forced.is_some() {
             return e;
@@ -550,6 +622,33 @@ mod tests {
         assert_eq!(values, notebook.values);
     }
 
+    /// A `.npy` header whose shape's product overflows, or claims more than tms reads, is
+    /// refused before the parser sees it.
+    #[test]
+    fn oversized_npy_shapes_are_refused() {
+        let npy = |shape: &str| {
+            let mut header =
+                format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({shape}), }}");
+            while (10 + header.len() + 1) % 64 != 0 {
+                header.push(' ');
+            }
+            header.push('\n');
+            let mut out = b"\x93NUMPY\x01\x00".to_vec();
+            out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+            out.extend_from_slice(header.as_bytes());
+            out.extend_from_slice(&[0u8; 8]);
+            out
+        };
+        for shape in ["1, 8589934592, 2147483648", "1, 9223372036854775809, 2"] {
+            let err = read_npy(&npy(shape), "W").err().expect("refused");
+            assert!(err.contains("overflows") || err.contains("claims"), "{err}");
+        }
+        // Two floats claimed, two given: read.
+        assert_eq!(read_npy(&npy("1, 2"), "W").unwrap().values, vec![0.0, 0.0]);
+        // Three claimed, two given: the parser's error, not a short array.
+        assert!(read_npy(&npy("3,"), "W").is_err());
+    }
+
     #[test]
     fn fortran_order_is_read_as_c_order() {
         // [[0, 1, 2], [3, 4, 5]] stored column by column.
@@ -568,11 +667,26 @@ mod tests {
         assert_eq!((w.instances, w.features, w.hidden), (1, 3, 6));
         assert_eq!(w.kind, Some(ModelKind::Abs));
         assert_eq!(w.w[1], 3.0); // W[feature 0, hidden 1] = W1[1, 0]
+        assert_eq!(w.w_dec.as_deref(), Some(&array("W2", &[3, 6]).values[..]));
         let bad = from_arrays(
             vec![array("W1", &[6, 3]), array("W2", &[6, 3])],
             "npz",
             None,
         );
         assert!(bad.unwrap_err().contains("W2 has shape"));
+        // With instances: W2 must have as many as W1.
+        let bad = from_arrays(
+            vec![array("W1", &[2, 6, 3]), array("W2", &[1, 3, 6])],
+            "npz",
+            None,
+        );
+        assert!(bad.unwrap_err().contains("expected [2, 3, 6]"));
+        let ok = from_arrays(
+            vec![array("W1", &[2, 6, 3]), array("W2", &[2, 3, 6])],
+            "npz",
+            None,
+        )
+        .unwrap();
+        assert_eq!(ok.weights.instances, 2);
     }
 }

@@ -164,9 +164,10 @@ impl RunFolder {
                     self.final_path.display()
                 );
             }
-            // Move the old folder aside and delete it only once the new one is in place, so
-            // a kill in between loses nothing (a periodic checkpoint replaces the last one
-            // this way every minute): the gap is two renames, not a recursive delete.
+            // Move the old folder aside and delete it only once the new one is in place: the
+            // window without a folder at the path is two renames, not a recursive delete (a
+            // periodic checkpoint replaces the last one this way every minute; a kill inside
+            // the window leaves the old one in `.NAME.partial-PID.old`).
             let aside = self.tmp.with_file_name(format!(
                 "{}.old",
                 self.tmp.file_name().unwrap_or_default().to_string_lossy()
@@ -177,13 +178,16 @@ impl RunFolder {
             }
             std::fs::rename(&self.final_path, &aside)
                 .with_context(|| format!("cannot replace {}", self.final_path.display()))?;
-            std::fs::rename(&self.tmp, &self.final_path).with_context(|| {
-                format!(
-                    "cannot move the finished run to {} (the earlier folder is in {})",
-                    self.final_path.display(),
-                    aside.display()
-                )
-            })?;
+            if let Err(e) = std::fs::rename(&self.tmp, &self.final_path) {
+                // Put the earlier folder back where it was.
+                let _ = std::fs::rename(&aside, &self.final_path);
+                return Err(e).with_context(|| {
+                    format!(
+                        "cannot move the finished run to {}",
+                        self.final_path.display()
+                    )
+                });
+            }
             self.committed = true;
             let _ = std::fs::remove_dir_all(&aside);
             return Ok(self.final_path.clone());
