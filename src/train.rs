@@ -235,13 +235,7 @@ impl InstanceTrainer {
         } else {
             Vec::new()
         };
-        let mut source = DataSource::training(
-            &spec.data,
-            &spec.feature_probability,
-            settings.seed,
-            spec.index,
-            ROW_CHUNK,
-        );
+        let mut source = training_source(settings, &spec);
         let sparse = (settings.kernel == KernelChoice::Sparse).then(|| {
             source.enable_sparse();
             SparsePass {
@@ -659,6 +653,44 @@ impl Evaluation<'_> {
     }
 }
 
+/// The training data of instance `spec`, in chunks of [`ROW_CHUNK`] rows.
+fn training_source(settings: &TrainSettings, spec: &InstanceSpec) -> DataSource {
+    DataSource::training(
+        &spec.data,
+        &spec.feature_probability,
+        settings.seed,
+        spec.index,
+        ROW_CHUNK,
+    )
+}
+
+/// The first `rows` training rows of instance `spec`, `[rows][features]`, drawn exactly as
+/// training draws them: step by step (a fresh batch, or the dataset's minibatch of that step),
+/// each batch in chunks of [`ROW_CHUNK`] rows. Adversarial perturbations are not applied.
+pub fn training_rows(settings: &TrainSettings, spec: &InstanceSpec, rows: usize) -> Vec<f32> {
+    let n = spec.feature_probability.len();
+    let mut source = training_source(settings, spec);
+    let mut out = Vec::with_capacity(rows * n);
+    let mut x = vec![0.0f32; n * padded_rows(ROW_CHUNK)];
+    let mut step = 0;
+    while out.len() < rows * n {
+        let batch = source.begin_batch(step, settings.batch_size);
+        let mut start = 0;
+        while start < batch && out.len() < rows * n {
+            let c = ROW_CHUNK.min(batch - start);
+            let stride = padded_rows(c);
+            source.fill_chunk(&mut x[..n * stride], start, c, stride);
+            // The chunk is feature-major ([features][stride]); rows go out one after another.
+            for r in 0..c.min(rows - out.len() / n) {
+                out.extend((0..n).map(|f| x[f * stride + r]));
+            }
+            start += c;
+        }
+        step += 1;
+    }
+    out
+}
+
 /// The loss of `params` on the instance's fixed training dataset (drawn again from the seed),
 /// or `None` when it trains on fresh batches.
 pub fn train_set_loss(
@@ -672,13 +704,7 @@ pub fn train_set_loss(
         kind: spec.kind,
         ..shape
     };
-    let source = DataSource::training(
-        &spec.data,
-        &spec.feature_probability,
-        settings.seed,
-        spec.index,
-        ROW_CHUNK,
-    );
+    let source = training_source(settings, spec);
     let d = source.dataset()?;
     Some(crate::model::forward::loss(
         &shape,
@@ -945,6 +971,51 @@ mod tests {
         for base in [tiny_config(ModelKind::ReluOutput), sparse] {
             resume_matches(base);
         }
+    }
+
+    /// `training_rows` follows the sampler: rows come out in training's order, the share of
+    /// zeros is about 1 − p, a fixed dataset gives back its own rows, and any prefix is the
+    /// start of a longer draw.
+    #[test]
+    fn training_rows_are_the_rows_training_draws() {
+        let mut cfg = tiny_config(ModelKind::ReluOutput);
+        cfg.data.feature_probability = crate::config::PerFeature::All(0.25);
+        cfg.train.batch_size = 200;
+        let specs = cfg.resolve().unwrap();
+        let n = specs[0].feature_probability.len();
+        let long = training_rows(&cfg.train, &specs[0], 1000);
+        assert_eq!(long.len(), 1000 * n);
+        assert_eq!(training_rows(&cfg.train, &specs[0], 333), long[..333 * n]);
+        let zeros = long.iter().filter(|&&v| v == 0.0).count() as f64 / long.len() as f64;
+        assert!((zeros - 0.75).abs() < 0.02, "share of zeros {zeros}");
+        assert!(long.iter().all(|&v| (0.0..1.0).contains(&v)));
+
+        cfg.data.dataset = Some(crate::config::DatasetConfig {
+            rows: 50,
+            normalize: false,
+        });
+        let specs = cfg.resolve().unwrap();
+        let rows = training_rows(&cfg.train, &specs[0], 50);
+        let source = DataSource::training(
+            &specs[0].data,
+            &specs[0].feature_probability,
+            cfg.train.seed,
+            specs[0].index,
+            ROW_CHUNK,
+        );
+        let d = source.dataset().unwrap();
+        // Full-batch: every step sees the whole dataset, in the dataset's order.
+        let mut seen: Vec<Vec<u32>> = rows
+            .chunks(n)
+            .map(|r| r.iter().map(|v| v.to_bits()).collect())
+            .collect();
+        // The dataset is feature-major ([features][rows]).
+        let mut all: Vec<Vec<u32>> = (0..d.rows())
+            .map(|r| (0..n).map(|f| d.x()[f * d.rows() + r].to_bits()).collect())
+            .collect();
+        seen.sort();
+        all.sort();
+        assert_eq!(seen, all);
     }
 
     fn resume_matches(mut cfg: TrainConfig) {

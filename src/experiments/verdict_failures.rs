@@ -175,11 +175,16 @@ impl Tegum {
     }
 
     /// `k` antipodal pairs, one dimension each.
-    fn digons(mut self, k: usize) -> Self {
+    fn digons(self, k: usize) -> Self {
+        self.antipodal(k, 1.0)
+    }
+
+    /// `k` antipodal pairs, one dimension each: a unit feature and one of norm `second`.
+    fn antipodal(mut self, k: usize, second: f32) -> Self {
         for _ in 0..k {
             let d = self.dim;
             self.put(&[(d, 1.0)]);
-            self.put(&[(d, -1.0)]);
+            self.put(&[(d, -second)]);
             self.dim += 1;
         }
         self
@@ -765,6 +770,21 @@ mod uniform {
                 .done()
         });
         expect_failures(&run, &["other polytopes appear"]);
+    }
+
+    /// Antipodal pairs of unequal norms (1 and 0.6): found as digons, but their D_i are
+    /// 1/(1 + 0.36) and 0.36/(1 + 0.36), not 1/2 (the mean of each pair still is).
+    #[test]
+    fn geometry_with_unequal_digons_fails() {
+        let run = judge("geometry", |level| {
+            let (c, b) = PAPER_LIKE[level];
+            Tegum::new(N, M)
+                .dedicated(c, 1.0)
+                .polygons(b, 5)
+                .antipodal(M - c - 2 * b, 0.6)
+                .done()
+        });
+        expect_failures(&run, &["digons (antipodal pairs)"]);
     }
 
     /// Triangles where the paper finds antipodal pairs: no digons at all.

@@ -87,7 +87,7 @@ impl Layout {
 pub struct Imported {
     /// The weights, in the notebook's layout.
     pub weights: Weights,
-    /// The file's format: `safetensors`, `npy` or `npz`.
+    /// The file's format: `safetensors`, `npy` or `npz` (`arrays` for [`from_memory`]).
     pub format: &'static str,
     /// The layout of `W` in the file.
     pub layout: Layout,
@@ -101,6 +101,53 @@ struct Array {
     name: String,
     shape: Vec<usize>,
     values: Vec<f32>,
+}
+
+/// An array given in memory (from Python, say), named as in a file: `W`, `b` or `b_final`,
+/// `W_dec`, `W1`, `W2`.
+#[derive(Clone, Debug)]
+pub struct NamedArray {
+    /// Its name.
+    pub name: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// Its values, in C order.
+    pub values: Vec<f32>,
+}
+
+/// Read weights given as arrays in memory, as [`load`] reads a file holding those arrays
+/// (the same layouts and checks; the format is called `arrays`).
+pub fn from_memory(arrays: Vec<NamedArray>, layout: Option<Layout>) -> Result<Imported, String> {
+    let mut kept = Vec::new();
+    for a in arrays {
+        if !is_known(&a.name) {
+            return Err(format!(
+                "unknown array `{}`; tms reads W, b (or b_final), W_dec, or the |x| model's W1 and W2",
+                a.name
+            ));
+        }
+        let len = a
+            .shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        if len != Some(a.values.len()) {
+            return Err(format!(
+                "`{}` has {} values, not the {:?} its shape holds",
+                a.name,
+                a.values.len(),
+                a.shape
+            ));
+        }
+        kept.push(Array {
+            name: a.name,
+            shape: a.shape,
+            values: a.values,
+        });
+    }
+    if !kept.iter().any(|a| a.name == "W" || a.name == "W1") {
+        return Err("no array named `W` (or the |x| model's `W1` and `W2`)".into());
+    }
+    from_arrays(kept, "arrays", layout)
 }
 
 /// Read `path` (safetensors, `.npy` or `.npz`), with `layout` forced when given.
