@@ -319,6 +319,48 @@ impl std::str::FromStr for InstanceRange {
     }
 }
 
+/// Shard `index` of `count` (`--shard K/N`, 1 ≤ K ≤ N): the N shards split a run's instances
+/// into N consecutive ranges whose sizes differ by at most one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// Which shard, from 1.
+    pub index: usize,
+    /// How many shards.
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `2/4`: the second of four shards.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a shard: write K/N with 1 ≤ K ≤ N (e.g. 2/4)");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: usize = k.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// The instances of this shard among `total`: `(K−1)·T/N .. K·T/N`.
+    pub fn range(self, total: usize) -> Result<InstanceRange, String> {
+        if self.count > total {
+            return Err(format!(
+                "{} shards for {total} instances: some shards would be empty; use at most {total}",
+                self.count
+            ));
+        }
+        Ok(InstanceRange {
+            from: (self.index - 1) * total / self.count,
+            to: self.index * total / self.count,
+        })
+    }
+}
+
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
 }
@@ -1006,6 +1048,15 @@ impl TrainConfig {
                 "train.steps",
                 "0 is out of range: must be at least 1",
             ));
+        }
+        // The saved config.toml must hold the run's settings, and TOML integers are i64.
+        for (field, value) in [("train.seed", t.seed), ("train.steps", t.steps)] {
+            if value > i64::MAX as u64 {
+                return Err(ConfigError::new(
+                    field,
+                    format!("{value} is out of range: allowed up to {}", i64::MAX),
+                ));
+            }
         }
         if t.batch_size == 0 || t.batch_size > 1 << 24 {
             return Err(ConfigError::new(
@@ -1739,6 +1790,30 @@ restarts = 3
         let e = err(&format!("{base}[train]\nzzzzzzzzzz = 10\n"));
         assert!(!e.contains("did you mean"), "{e}");
         assert_eq!(edit_distance("stepz", "steps"), 1);
+    }
+
+    #[test]
+    fn shards_split_the_instances_evenly_and_exactly_once() {
+        for total in 1..40 {
+            for count in 1..=total {
+                let mut next = 0;
+                for index in 1..=count {
+                    let r = Shard { index, count }.range(total).unwrap();
+                    assert_eq!(r.from, next);
+                    assert!(r.to > r.from && r.to - r.from <= total.div_ceil(count));
+                    next = r.to;
+                }
+                assert_eq!(next, total);
+            }
+        }
+        assert!(Shard { index: 1, count: 5 }
+            .range(4)
+            .unwrap_err()
+            .contains("at most 4"));
+        assert_eq!("2/4".parse(), Ok(Shard { index: 2, count: 4 }));
+        for bad in ["0/4", "5/4", "2", "a/b", "2/0"] {
+            assert!(bad.parse::<Shard>().unwrap_err().contains("K/N"), "{bad}");
+        }
     }
 
     #[test]

@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tms::config::{locate, InstanceRange, TrainConfig};
+use tms::config::{locate, InstanceRange, Shard, TrainConfig};
 use tms::experiments::{self, Experiment, ExperimentOptions, Profile};
-use tms::output::checkpoint::{is_checkpoint, Checkpoint, RunKind};
+use tms::output::checkpoint::{is_checkpoint, merge_shards, Checkpoint, RunKind, SHARD_FILE};
 use tms::output::foreign::Layout;
 use tms::output::report::write_report;
 use tms::output::{check_out_path, default_out_path};
@@ -102,6 +102,9 @@ enum Command {
         /// Train only instances FROM..TO (e.g. 3..5) to shard a sweep; same weights as the full run
         #[arg(long, value_name = "FROM..TO")]
         instances: Option<InstanceRange>,
+        /// Train shard K of N (the instances split evenly); join the shards with `tms merge`
+        #[arg(long, value_name = "K/N", conflicts_with = "instances")]
+        shard: Option<Shard>,
         #[command(flatten)]
         training: TrainingArgs,
         #[command(flatten)]
@@ -120,6 +123,21 @@ enum Command {
         /// Train only instances FROM..TO (e.g. 3..5) to shard a sweep; same weights as the full run
         #[arg(long, value_name = "FROM..TO")]
         instances: Option<InstanceRange>,
+        /// Train shard K of N (the instances split evenly); join the shards with `tms merge`
+        #[arg(long, value_name = "K/N", conflicts_with = "instances")]
+        shard: Option<Shard>,
+        #[command(flatten)]
+        training: TrainingArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Join the shards of one run (`--shard K/N` or `--instances` run folders) into the run
+    /// folder a single machine writes: the same weights file, byte for byte, then the
+    /// experiment's later stages, figures and verdict
+    Merge {
+        /// The shards' run folders, in any order
+        #[arg(required = true, num_args = 1..)]
+        shards: Vec<PathBuf>,
         #[command(flatten)]
         training: TrainingArgs,
         #[command(flatten)]
@@ -330,6 +348,7 @@ impl Runner {
             Ok(())
         };
         let control = TrainControl {
+            abort: None,
             threads: self.threads,
             stop: Some(&STOP),
             checkpoint: (self.checkpoint_every > 0).then(|| {
@@ -349,8 +368,20 @@ impl Runner {
             }),
         };
         match result {
-            Ok(run) => {
+            Ok(mut run) => {
+                // A shard keeps its whole final state, for `tms merge`.
+                let shard_state = run.trained.as_mut().and_then(|t| t.final_state.take());
+                if let Some(state) = shard_state {
+                    run.files
+                        .push((SHARD_FILE.to_string(), checkpoint_of(&state).to_bytes()?));
+                }
                 finish(&run, out, force || owned.get())?;
+                if let Some(r) = job.config.train.only_instances {
+                    println!(
+                        "a shard (instances {}..{}): when every shard has finished, join them with `tms merge SHARD_DIR... --out RUN`\n",
+                        r.from, r.to
+                    );
+                }
                 Ok(Outcome::Finished(Box::new(run)))
             }
             Err(e) => match e.downcast::<TrainError>() {
@@ -372,6 +403,46 @@ impl Runner {
     }
 }
 
+/// The instances a sharded run trains: a range, or shard K of N.
+#[derive(Clone, Copy)]
+enum Subset {
+    Instances(InstanceRange),
+    Shard(Shard),
+}
+
+impl Subset {
+    fn of(instances: Option<InstanceRange>, shard: Option<Shard>) -> Option<Self> {
+        match (instances, shard) {
+            (Some(r), _) => Some(Subset::Instances(r)),
+            (None, Some(s)) => Some(Subset::Shard(s)),
+            (None, None) => None,
+        }
+    }
+
+    /// Restrict `config` to the subset (checked when the config is resolved).
+    fn apply(self, config: &mut TrainConfig) -> anyhow::Result<()> {
+        config.train.only_instances = Some(match self {
+            Subset::Instances(r) => r,
+            Subset::Shard(s) => {
+                let mut whole = config.clone();
+                whole.train.only_instances = None;
+                let total = whole.resolve()?.len();
+                s.range(total)
+                    .map_err(|e| anyhow::anyhow!("--shard: {e}"))?
+            }
+        });
+        Ok(())
+    }
+
+    /// The folder name of the subset's run of `name`.
+    fn out_name(self, name: &str) -> String {
+        match self {
+            Subset::Instances(r) => format!("{name}-instances-{}-{}", r.from, r.to),
+            Subset::Shard(s) => format!("{name}-shard-{}-of-{}", s.index, s.count),
+        }
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::List => list(),
@@ -381,6 +452,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             restarts,
             instances,
+            shard,
             training,
             output,
         } => {
@@ -389,16 +461,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 seed,
                 restarts: restarts.map(|r| r as usize),
             };
-            reproduce(&experiments, options, instances, &training, &output)
+            let subset = Subset::of(instances, shard);
+            reproduce(&experiments, options, subset, &training, &output)
         }
         Command::Train {
             config,
             seed,
             steps,
             instances,
+            shard,
             training,
             output,
-        } => train(&config, seed, steps, instances, &training, &output),
+        } => train(
+            &config,
+            seed,
+            steps,
+            Subset::of(instances, shard),
+            &training,
+            &output,
+        ),
+        Command::Merge {
+            shards,
+            training,
+            output,
+        } => merge(&shards, &training, &output),
         Command::Resume {
             run_dir,
             training,
@@ -526,7 +612,7 @@ fn list() -> anyhow::Result<ExitCode> {
 fn reproduce(
     names: &[String],
     options: ExperimentOptions,
-    instances: Option<InstanceRange>,
+    subset: Option<Subset>,
     training: &TrainingArgs,
     output: &OutputArgs,
 ) -> anyhow::Result<ExitCode> {
@@ -559,23 +645,28 @@ fn reproduce(
     for e in &chosen {
         let config = match e.configure(&options) {
             Some(mut config) => {
-                config.train.only_instances = instances;
+                if let Some(subset) = subset {
+                    subset
+                        .apply(&mut config)
+                        .map_err(|err| anyhow::anyhow!("experiment {}: {err:#}", e.name))?;
+                }
                 config
                     .resolve()
                     .map_err(|err| anyhow::anyhow!("experiment {}: {err}", e.name))?;
                 Some(config)
             }
-            None if instances.is_some() && !all => {
+            None if subset.is_some() && !all => {
                 bail!(
-                    "experiment {} trains no models; --instances does not apply to it",
+                    "experiment {} trains no models; --instances and --shard do not apply to it",
                     e.name
                 )
             }
             None => None,
         };
+        let name = subset.map_or(e.name.to_string(), |s| s.out_name(e.name));
         let out = match (&output.out, several) {
             (Some(dir), false) => dir.clone(),
-            (None, false) => default_out_path(&base, e.name),
+            (None, false) => default_out_path(&base, &name),
             (_, true) => base.join(e.name),
         };
         check_out_path(&out, output.force)?;
@@ -619,6 +710,8 @@ fn reproduce(
             resume: None,
         };
         match runner.execute(job, &out, output.force)? {
+            // A shard is judged after `tms merge`.
+            Outcome::Finished(run) if subset.is_some() => finished.push(*run),
             Outcome::Finished(run) => {
                 reproduced &= run.verdict.as_ref().is_some_and(|v| v.reproduced);
                 finished.push(*run);
@@ -641,7 +734,7 @@ fn train(
     config: &Path,
     seed: Option<u64>,
     steps: Option<u64>,
-    instances: Option<InstanceRange>,
+    subset: Option<Subset>,
     training: &TrainingArgs,
     output: &OutputArgs,
 ) -> anyhow::Result<ExitCode> {
@@ -655,17 +748,22 @@ fn train(
     if let Some(s) = steps {
         cfg.train.steps = s;
     }
-    if instances.is_some() {
-        cfg.train.only_instances = instances;
+    if let Err(mut e) = cfg.resolve() {
+        e.location = Some(locate(&text, &origin, &e.field));
+        return Err(e.into());
+    }
+    if let Some(subset) = subset {
+        subset.apply(&mut cfg)?;
     }
     if let Err(mut e) = cfg.resolve() {
         e.location = Some(locate(&text, &origin, &e.field));
         return Err(e.into());
     }
+    let name = subset.map_or(cfg.name.clone(), |s| s.out_name(&cfg.name));
     let out = output
         .out
         .clone()
-        .unwrap_or_else(|| default_out_path(Path::new("runs"), &cfg.name));
+        .unwrap_or_else(|| default_out_path(Path::new("runs"), &name));
     check_out_path(&out, output.force)?;
     install_signal_handler();
     let job = Job {
@@ -703,6 +801,38 @@ fn sae_job(job: sae::Job, training: &TrainingArgs, quiet: bool) -> anyhow::Resul
 }
 
 /// `tms resume RUN_DIR`.
+/// The job that continues the run a checkpoint holds (`what`: where it came from, for
+/// messages: "the checkpoint", "the shards").
+fn job_of(ck: Checkpoint, what: &str) -> anyhow::Result<Job> {
+    let experiment = match ck.kind {
+        RunKind::Experiment => Some(
+            experiments::find(&ck.experiment)
+                .with_context(|| format!("{what}: an unknown experiment {:?}", ck.experiment))?,
+        ),
+        RunKind::Train => None,
+    };
+    ck.config
+        .resolve()
+        .map_err(|e| anyhow::anyhow!("{what}: the config: {e}"))?;
+    let profile = match ck.profile.as_deref() {
+        Some(name) => Profile::from_name(name)
+            .with_context(|| format!("{what}: an unknown profile {name:?}"))?,
+        None => Profile::default(),
+    };
+    Ok(Job {
+        name: ck.experiment,
+        kind: ck.kind,
+        experiment,
+        options: ExperimentOptions {
+            profile,
+            seed: Some(ck.config.train.seed),
+            restarts: ck.restarts,
+        },
+        config: ck.config,
+        resume: Some(ck.state),
+    })
+}
+
 fn resume(run_dir: &Path, training: &TrainingArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     if tms::sae::checkpoint::is_checkpoint(run_dir) {
         let (config, state) = tms::sae::checkpoint::read(run_dir)?;
@@ -714,38 +844,56 @@ fn resume(run_dir: &Path, training: &TrainingArgs, quiet: bool) -> anyhow::Resul
         };
         return sae_job(job, training, quiet);
     }
-    let ck = Checkpoint::read(run_dir)?;
-    let experiment = match ck.kind {
-        RunKind::Experiment => Some(experiments::find(&ck.experiment).with_context(|| {
-            format!(
-                "the checkpoint is of an unknown experiment {:?}",
-                ck.experiment
-            )
-        })?),
-        RunKind::Train => None,
-    };
-    ck.config
-        .resolve()
-        .map_err(|e| anyhow::anyhow!("the checkpoint's config: {e}"))?;
-    let profile = match ck.profile.as_deref() {
-        Some(name) => Profile::from_name(name)
-            .with_context(|| format!("the checkpoint names an unknown profile {name:?}"))?,
-        None => Profile::default(),
-    };
+    let job = job_of(Checkpoint::read(run_dir)?, "the checkpoint")?;
     install_signal_handler();
-    let job = Job {
-        name: ck.experiment,
-        kind: ck.kind,
-        experiment,
-        options: ExperimentOptions {
-            profile,
-            seed: Some(ck.config.train.seed),
-            restarts: ck.restarts,
-        },
-        config: ck.config,
-        resume: Some(ck.state),
-    };
     match training.runner(quiet).execute(job, run_dir, false)? {
+        Outcome::Finished(run) => Ok(match &run.verdict {
+            Some(v) if !v.reproduced => ExitCode::from(NOT_REPRODUCED),
+            _ => ExitCode::SUCCESS,
+        }),
+        Outcome::Interrupted => Ok(ExitCode::from(INTERRUPTED)),
+    }
+}
+
+/// `tms merge SHARD_DIR... --out RUN`: join the shards' final states and finish the whole run
+/// from them (no step is trained again; final losses, later stages, figures and the verdict are
+/// computed as a single machine would).
+fn merge(
+    dirs: &[PathBuf],
+    training: &TrainingArgs,
+    output: &OutputArgs,
+) -> anyhow::Result<ExitCode> {
+    let mut shards = Vec::new();
+    for dir in dirs {
+        let name = dir.display().to_string();
+        if shards.iter().any(|(n, _)| *n == name) {
+            bail!("{name} is given twice: merge each shard once");
+        }
+        let path = dir.join(SHARD_FILE);
+        if !path.is_file() {
+            bail!(
+                "{name} has no {SHARD_FILE}: not the finished run folder of a shard (`--shard K/N` or `--instances FROM..TO`){}",
+                if is_checkpoint(dir) { "; it is unfinished: `tms resume` it first" } else { "" }
+            );
+        }
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let shard = Checkpoint::from_bytes(&bytes)
+            .with_context(|| format!("{name} is damaged: {}", path.display()))?;
+        shards.push((name, shard));
+    }
+    let merged = merge_shards(&shards)?;
+    let out = output
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out_path(Path::new("runs"), &merged.experiment));
+    check_out_path(&out, output.force)?;
+    let job = job_of(merged, "the shards")?;
+    install_signal_handler();
+    match training
+        .runner(output.quiet)
+        .execute(job, &out, output.force)?
+    {
         Outcome::Finished(run) => Ok(match &run.verdict {
             Some(v) if !v.reproduced => ExitCode::from(NOT_REPRODUCED),
             _ => ExitCode::SUCCESS,

@@ -65,6 +65,14 @@ pub enum TrainError {
         /// Everything needed to continue.
         state: Box<TrainState>,
     },
+    /// An abort was requested (`TrainControl::abort`): stopped mid-block, no state kept.
+    #[error("stopped at step {done} of {steps}")]
+    Aborted {
+        /// Steps done when it stopped.
+        done: u64,
+        /// Steps of the whole run.
+        steps: u64,
+    },
     /// A periodic checkpoint could not be written.
     #[error("cannot write a checkpoint: {0}")]
     Checkpoint(String),
@@ -564,6 +572,10 @@ pub struct TrainControl<'a> {
     pub threads: Option<usize>,
     /// Set (by a signal handler) to stop at the next block boundary.
     pub stop: Option<&'a AtomicBool>,
+    /// Set to stop within about 50 ms of work, mid-block, keeping no state (for callers that
+    /// will not resume, such as the Python API). While it is given, progress is reported
+    /// within blocks too.
+    pub abort: Option<&'a AtomicBool>,
     /// Wall time between checkpoints, and what to do with each.
     pub checkpoint: Option<(Duration, CheckpointWriter<'a>)>,
 }
@@ -738,6 +750,10 @@ pub struct Trained {
     pub elapsed: Duration,
     /// Kernel variant that ran.
     pub variant: KernelVariant,
+    /// The whole final state (Adam moments and random streams too), kept for a run of a
+    /// subset of instances (`train.only_instances`): `tms merge` joins such shards into the
+    /// state of the full run.
+    pub final_state: Option<TrainState>,
 }
 
 /// Number of evaluation batches behind `final_loss`: `train.eval_rows` rows (by default
@@ -764,6 +780,7 @@ pub fn train(
     let TrainControl {
         threads,
         stop,
+        abort,
         mut checkpoint,
     } = control;
     let pool = rayon::ThreadPoolBuilder::new()
@@ -848,6 +865,9 @@ pub fn train(
     };
     progress.begin(&config.name, steps);
     progress.update(done, f64::NAN);
+    // The latest block's mean loss (NaN before the first), and the steps of an abortable segment.
+    let mut last_loss = f64::NAN;
+    let mut segment: u64 = 16;
     while done < steps {
         if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
             progress.end();
@@ -857,7 +877,8 @@ pub fn train(
             });
         }
         let count = block.min(steps - done);
-        // A block runs in one go, or in segments that end at the snapshot steps inside it.
+        // A block runs in one go, or in segments that end at the snapshot steps inside it (and,
+        // when an abort may come, segments of about 50 ms). Segments do not change results.
         let mut at = done;
         while at < done + count {
             let next = snapshot_steps
@@ -865,11 +886,28 @@ pub fn train(
                 .copied()
                 .find(|&s| s > at && s < done + count)
                 .unwrap_or(done + count);
+            let next = match abort {
+                Some(flag) => {
+                    if flag.load(Ordering::SeqCst) {
+                        progress.end();
+                        return Err(TrainError::Aborted { done: at, steps });
+                    }
+                    if at > done {
+                        progress.update(at, last_loss);
+                    }
+                    next.min(at.saturating_add(segment))
+                }
+                None => next,
+            };
+            let started = Instant::now();
             pool.install(|| {
                 trainers
                     .par_iter_mut()
                     .for_each(|t| t.run(settings, next - at, variant))
             });
+            if started.elapsed() < Duration::from_millis(25) {
+                segment = (2 * segment).min(1 << 20);
+            }
             at = next;
             if snapshot_steps.binary_search(&at).is_ok() {
                 snapshots.push(take_snapshot(&trainers, at));
@@ -886,7 +924,8 @@ pub fn train(
             });
         }
         done += count;
-        progress.update(done, losses.iter().sum::<f64>() / losses.len() as f64);
+        last_loss = losses.iter().sum::<f64>() / losses.len() as f64;
+        progress.update(done, last_loss);
         log_steps.push(done);
         log_loss.push(losses);
         if let Some((every, write)) = checkpoint.as_mut() {
@@ -901,6 +940,10 @@ pub fn train(
     }
     let elapsed = before + start.elapsed();
     progress.end();
+    let final_state = settings
+        .only_instances
+        .is_some()
+        .then(|| save_state(&trainers, done, &log_steps, &log_loss, &snapshots));
 
     let final_loss: Vec<f64> = pool.install(|| {
         trainers
@@ -938,6 +981,7 @@ pub fn train(
         snapshots,
         elapsed,
         variant,
+        final_state,
     })
 }
 
@@ -970,6 +1014,51 @@ mod tests {
         sparse.train.warmup = 30;
         for base in [tiny_config(ModelKind::ReluOutput), sparse] {
             resume_matches(base);
+        }
+    }
+
+    /// With an abort flag, blocks run in short segments: the same results; once the flag is
+    /// set, training stops mid-block with `Aborted`.
+    #[test]
+    fn abortable_training_gives_the_same_weights_and_stops_mid_block() {
+        let mut cfg = tiny_config(ModelKind::ReluOutput);
+        cfg.train.steps = 3000;
+        cfg.train.log_points = 1; // one block of 3,000 steps
+        let specs = cfg.resolve().unwrap();
+        let plain = train(&cfg, &specs, 1, None, one_thread(), &mut NoProgress).unwrap();
+        let flag = AtomicBool::new(false);
+        let control = TrainControl {
+            threads: Some(1),
+            abort: Some(&flag),
+            ..Default::default()
+        };
+        let segmented = train(&cfg, &specs, 1, None, control, &mut NoProgress).unwrap();
+        assert_eq!(segmented.params, plain.params);
+        assert_eq!(segmented.log_loss, plain.log_loss);
+
+        /// Sets the flag at the first report from inside the block.
+        struct AbortAt<'a>(&'a AtomicBool);
+        impl Progress for AbortAt<'_> {
+            fn begin(&mut self, _: &str, _: u64) {}
+            fn update(&mut self, done: u64, _: f64) {
+                if done > 0 {
+                    self.0.store(true, Ordering::SeqCst);
+                }
+            }
+            fn end(&mut self) {}
+        }
+        let control = TrainControl {
+            threads: Some(1),
+            abort: Some(&flag),
+            ..Default::default()
+        };
+        flag.store(false, Ordering::SeqCst);
+        match train(&cfg, &specs, 1, None, control, &mut AbortAt(&flag)) {
+            Err(TrainError::Aborted { done, steps }) => assert!(done > 0 && done < steps),
+            other => panic!(
+                "expected an abort mid-block, got {:?}",
+                other.map(|t| t.log_steps)
+            ),
         }
     }
 
@@ -1032,6 +1121,7 @@ mod tests {
             Ok(())
         };
         let control = TrainControl {
+            abort: None,
             threads: Some(1),
             stop: Some(&stop),
             checkpoint: Some((Duration::ZERO, &mut on_checkpoint)),
@@ -1277,6 +1367,7 @@ mod tests {
                 }
             }
             let control = TrainControl {
+                abort: None,
                 threads: Some(3),
                 ..TrainControl::default()
             };

@@ -65,8 +65,9 @@ impl Progress for Shared<'_> {
 
 /// Run `work` on a worker thread. Meanwhile this thread waits with the GIL released, calls
 /// `callback(label, done, total, loss)` when the progress changed (at most every 100 ms), and
-/// checks for Ctrl-C; a KeyboardInterrupt, or an exception from the callback, asks the worker
-/// to stop at its next block of steps, waits for it, and is raised.
+/// checks for Ctrl-C; a KeyboardInterrupt, or an exception from the callback, sets the flag
+/// `work` passes on as its training's abort (stop within about 50 ms of work, keep nothing),
+/// waits for the worker, and is raised.
 fn drive<T: Send>(
     py: Python<'_>,
     callback: Option<&Bound<'_, PyAny>>,
@@ -238,6 +239,16 @@ impl NativeRun {
     }
 }
 
+/// The CLI's limit on `--threads`.
+fn check_threads(threads: Option<usize>) -> PyResult<()> {
+    match threads {
+        Some(t) if !(1..=1024).contains(&t) => Err(PyValueError::new_err(format!(
+            "threads={t} is out of range: allowed 1 to 1024 (None: one per core)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Parse a TOML config as `tms train` does (errors located in `origin`), with overrides.
 fn parse_config(
     text: &str,
@@ -272,11 +283,13 @@ fn train(
     threads: Option<usize>,
     progress: Option<Bound<'_, PyAny>>,
 ) -> PyResult<NativeRun> {
+    check_threads(threads)?;
     let (config, _) = parse_config(toml, origin, seed, steps)?;
     let run = drive(py, progress.as_ref(), |stop, progress| {
         let control = TrainControl {
+            abort: Some(stop),
             threads,
-            stop: Some(stop),
+            stop: None,
             checkpoint: None,
         };
         let mut run = train_run(&config.name, &config, None, control, progress)?;
@@ -310,6 +323,7 @@ fn reproduce(
     let profile = Profile::from_name(profile).ok_or_else(|| {
         PyValueError::new_err(format!("unknown profile {profile:?}; known: quick, paper"))
     })?;
+    check_threads(threads)?;
     if restarts == Some(0) {
         return Err(PyValueError::new_err("restarts must be at least 1"));
     }
@@ -329,8 +343,9 @@ fn reproduce(
     let run = drive(py, progress.as_ref(), |stop, progress| match &config {
         Some(config) => {
             let control = TrainControl {
+                abort: Some(stop),
                 threads,
-                stop: Some(stop),
+                stop: None,
                 checkpoint: None,
             };
             experiment.run(config, &options, None, control, progress)

@@ -225,6 +225,9 @@ def test_ctrl_c_stops_training_and_the_interpreter_goes_on(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "interrupted after" in done.stdout, done.stdout
+    # Stopped within a block of steps (a block here is 50,000 steps, minutes of work).
+    seconds = float(done.stdout.split("interrupted after ")[1].split(" s")[0])
+    assert seconds < 6, done.stdout
     assert "still alive: True" in done.stdout
 
 
@@ -268,4 +271,66 @@ def test_the_intro_example_draws_its_figure(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "verdict: reproduced" in done.stdout
     assert out.stat().st_size > 20000
+
+
+def test_bad_arguments_raise_value_errors_not_panics(tmp_path):
+    for kwargs, match in [
+        ({"threads": 0}, "threads=0"),
+        ({"threads": 5000}, "threads=5000"),
+        ({"seed": -1}, "seed=-1"),
+        ({"seed": 2**63}, "train.seed"),
+        ({"steps": 0}, "steps=0"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            tms.train(SMALL, progress=False, **kwargs)
+    with pytest.raises(ValueError, match="restarts=0"):
+        tms.reproduce("intro", restarts=0, progress=False)
+    with pytest.raises(ValueError, match="NaN"):
+        tms.train(dict(SMALL, train={"lr": float("nan")}), progress=False)
+    W = np.ones((6, 2), np.float32)
+    W[0, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        tms.analyze(W)
+    with pytest.raises(TypeError, match="inside the dict"):
+        tms.analyze({"W": np.ones((6, 2))}, b=np.zeros(6))
+    with pytest.raises(ValueError, match="layout='features-hidden'"):
+        tms.analyze(np.eye(3))
+    with pytest.raises(ValueError, match="rows=-1"):
+        tms.sample(SMALL, -1)
+
+
+def test_save_replaces_only_when_forced_and_load_reads_stages_and_refuses_damage(tmp_path):
+    run = tms.train(SMALL, progress=False)
+    folder = run.save(tmp_path / "run")
+    other = tms.train(SMALL, seed=3, progress=False)
+    other.save(folder, force=True)
+    assert np.array_equal(tms.load(folder).W, other.W)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError, match="not a folder"):
+        run.save(tmp_path / "file", force=True)
+    # A later stage is a run folder under stages/.
+    run.save(folder / "stages" / "second")
+    back = tms.load(folder)
+    assert len(back.stages) == 1 and np.array_equal(back.stages[0].W, run.W)
+    (folder / "loss.csv").write_text("step,instance_0\n1,0.5\n")
+    with pytest.raises(ValueError, match="loss.csv"):
+        tms.load(folder)
+    (folder / "metrics.json").write_text("[]")
+    with pytest.raises(ValueError, match="metrics.json"):
+        tms.load(folder)
+
+
+def test_analyze_keeps_a_decoder_and_reports_the_layout_it_chose():
+    run = tms.train(SMALL, progress=False)
+    both = tms.analyze(run.W, run.b, W_dec=run.W * 0.5)
+    assert both.W_dec is not None and both.W_dec.shape == run.W.shape
+    assert np.allclose(both.W_dec, run.W * 0.5)
+    assert "--layout" not in both.layout[1]
+
+
+def test_a_tqdm_bar_shows_progress(capfd):
+    pytest.importorskip("tqdm")
+    tms.train(dict(SMALL, train={"steps": 20000, "batch_size": 256}), progress=True)
+    err = capfd.readouterr().err
+    assert "small" in err and "step" in err, err
 

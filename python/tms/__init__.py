@@ -11,8 +11,10 @@ released, and the results come back as numpy arrays and plain dicts.
 
 Functions: :func:`train`, :func:`reproduce`, :func:`analyze`, :func:`sample`, :func:`load`,
 :func:`experiments`. Long calls show a tqdm bar when tqdm is installed (``progress=False``
-hides it, a callable receives ``(stage, done, total, loss)``), and Ctrl-C stops them at the
-next block of steps and raises ``KeyboardInterrupt`` without killing a notebook's kernel.
+hides it, a callable receives ``(stage, done, total, loss)``, with ``loss`` the mean training
+loss of the latest block of steps, NaN before the first), and Ctrl-C stops them within about
+50 ms of work and raises ``KeyboardInterrupt`` without killing a notebook's kernel (nothing is
+kept of an interrupted run).
 Errors in configs and weights raise ``ValueError`` with the CLI's message, naming the field
 (and, for TOML text or files, the line).
 """
@@ -23,6 +25,7 @@ import csv
 import json
 import os
 import pathlib
+import re
 import shutil
 import tempfile
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
@@ -66,6 +69,17 @@ class Experiment(NamedTuple):
     name: str
     section: str
     summary: str
+
+
+def _count(name: str, value: Optional[int], least: int = 0) -> None:
+    """A ValueError for a negative (or too small) count, seed or index."""
+    if value is not None and value < least:
+        raise ValueError(f"{name}={value} is out of range: must be at least {least}")
+
+
+def _python_words(message: str) -> str:
+    """The engine's messages speak of the CLI's --layout flag; here it is a keyword."""
+    return re.sub(r"--layout(?: ([a-z-]+))?", lambda m: f"layout={m.group(1)!r}" if m.group(1) else "layout=", message)
 
 
 def _array(data: bytes, shape: List[int]) -> np.ndarray:
@@ -125,7 +139,7 @@ class Run:
         if curve is not None:
             steps, values = curve
             loss = LossCurve(np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64))
-        layout = native.layout if native.layout[0] else None
+        layout = (native.layout[0], _python_words(native.layout[1])) if native.layout[0] else None
         return cls(
             arrays=arrays,
             record=json.loads(native.metrics_json()),
@@ -142,7 +156,8 @@ class Run:
         return None if self.verdict is None else bool(self.verdict["reproduced"])
 
     def summary(self) -> str:
-        """The table the CLI prints: one line per instance (loss, represented features, D*, geometry)."""
+        """The table the CLI prints: one line per instance (loss, represented features, D*,
+        geometry). For a run read by :func:`load`, a shorter table from its metrics."""
         if self._native is not None:
             return self._native.summary()
         lines = [f"{'inst':>5} {'loss':>11} {'represented':>12} {'D*':>7}  geometry"]
@@ -162,6 +177,8 @@ class Run:
         target = pathlib.Path(dir)
         if target.exists() and not force:
             raise FileExistsError(f"{target} exists; pass force=True to replace it")
+        if target.exists() and not target.is_dir():
+            raise FileExistsError(f"{target} exists and is not a folder")
         if self._native is not None:
             return pathlib.Path(self._native.save(str(target), force))
         if self._folder is None:
@@ -241,9 +258,13 @@ def _config_text(config: Config) -> Tuple[str, str]:
     """TOML text and its origin (for error messages) of any accepted config form."""
     if isinstance(config, Mapping):
         try:
-            text = json.dumps(config, default=_json_default)
+            text = json.dumps(config, default=_json_default, allow_nan=False)
         except (TypeError, ValueError) as e:
-            raise ValueError(f"the config dict cannot be written as TOML: {e}") from None
+            raise ValueError(
+                f"the config dict cannot be written as TOML: {e} (NaN and infinity have no TOML form)"
+                if "JSON compliant" in str(e)
+                else f"the config dict cannot be written as TOML: {e}"
+            ) from None
         return _native.toml_of_json(text), "<dict>"
     if isinstance(config, os.PathLike) or (
         isinstance(config, str) and "\n" not in config and config.strip().endswith(".toml")
@@ -300,8 +321,13 @@ def train(
 
     Raises:
         ValueError: the config is invalid (the message names the field).
-        KeyboardInterrupt: Ctrl-C; training stops at its next block of steps.
+        RuntimeError: training diverged (a NaN or infinite loss; the message names the
+            instance and the steps).
+        KeyboardInterrupt: Ctrl-C; training stops within about 50 ms of work.
     """
+    _count("seed", seed)
+    _count("steps", steps, 1)
+    _count("threads", threads, 1)
     text, origin = _config_text(config)
     native = _with_progress(
         progress,
@@ -334,9 +360,13 @@ def reproduce(
 
     Returns:
         the :class:`Run` with ``verdict`` and ``reproduced`` set. Experiments with later
-        stages list them in ``run.stages``. Ctrl-C stops the main training; later stages run
-        to their end.
+        stages list them in ``run.stages``. Ctrl-C stops any of them (raising
+        ``KeyboardInterrupt``); an experiment that trains no toy model (``orthogonal``,
+        ``sae-synthetic``) runs to its end.
     """
+    _count("seed", seed)
+    _count("restarts", restarts, 1)
+    _count("threads", threads, 1)
     native = _with_progress(
         progress,
         lambda cb: _native.reproduce(
@@ -372,6 +402,8 @@ def analyze(
         and ``structures`` (the polytopes found).
     """
     if isinstance(W, Mapping):
+        if b is not None or W_dec is not None:
+            raise TypeError("give b and W_dec inside the dict of arrays, not beside it")
         named = dict(W)
     else:
         named = {"W": W}
@@ -383,7 +415,11 @@ def analyze(
     for key, value in named.items():
         a = np.ascontiguousarray(value, dtype="<f4")
         arrays.append((key, list(a.shape), a.tobytes()))
-    return Run._from_native(_native.analyze(arrays, layout))
+    try:
+        native = _native.analyze(arrays, layout)
+    except ValueError as e:
+        raise ValueError(_python_words(str(e))) from None
+    return Run._from_native(native)
 
 
 def sample(config: Config, rows: int, *, instance: int = 0, seed: Optional[int] = None) -> np.ndarray:
@@ -391,10 +427,12 @@ def sample(config: Config, rows: int, *, instance: int = 0, seed: Optional[int] 
 
     They are drawn exactly as training draws them (the same stream, batch by batch; for a
     fixed dataset, its minibatches in order), so ``sample(cfg, batch_size)`` is the first
-    batch the model sees. Adversarial perturbations are not applied.
+    batch the model sees. Adversarial perturbations are not applied. At most 2^28 values
+    (rows × features) per call.
     """
-    if rows < 0:
-        raise ValueError("rows must be ≥ 0")
+    _count("rows", rows)
+    _count("instance", instance)
+    _count("seed", seed)
     text, origin = _config_text(config)
     data, shape = _located(
         lambda: _native.sample(text, origin, rows, instance=instance, seed=seed), text, origin
@@ -402,15 +440,20 @@ def sample(config: Config, rows: int, *, instance: int = 0, seed: Optional[int] 
     return _array(data, shape)
 
 
-def _read_loss_csv(path: pathlib.Path) -> Optional[LossCurve]:
+def _read_loss_csv(path: pathlib.Path, instances: int) -> Optional[LossCurve]:
     if not path.is_file():
         return None
-    with path.open(newline="") as f:
-        table = list(csv.reader(f))
-    body = table[1:]
-    steps = np.array([int(r[0]) for r in body], dtype=np.int64)
-    values = np.array([[float(v) for v in r[1:]] for r in body], dtype=np.float64)
-    return LossCurve(steps, values.reshape(len(body), len(table[0]) - 1))
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            table = list(csv.reader(f))
+        body = table[1:]
+        if not table or len(table[0]) != instances + 1 or any(len(r) != instances + 1 for r in body):
+            raise ValueError(f"expected a step column and {instances} loss columns on every line")
+        steps = np.array([int(r[0]) for r in body], dtype=np.int64)
+        values = np.array([[float(v) for v in r[1:]] for r in body], dtype=np.float64)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a loss curve of tms ({e})") from None
+    return LossCurve(steps, values.reshape(len(body), instances))
 
 
 def load(run_dir: Union[str, "os.PathLike[str]"]) -> Run:
@@ -426,8 +469,10 @@ def load(run_dir: Union[str, "os.PathLike[str]"]) -> Run:
         record = json.loads(metrics.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{folder} is not a run folder: it has no metrics.json") from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{metrics}: not valid JSON ({e})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("instances", []), list):
+        raise ValueError(f"{metrics}: not the metrics of a tms run (no object with `instances`)")
     config = folder / "config.toml"
     stages_dir = folder / "stages"
     stages = []
@@ -436,7 +481,7 @@ def load(run_dir: Union[str, "os.PathLike[str]"]) -> Run:
     return Run(
         arrays=arrays,
         record=record,
-        loss=_read_loss_csv(folder / "loss.csv"),
+        loss=_read_loss_csv(folder / "loss.csv", arrays["W"].shape[0]),
         config=config.read_text(encoding="utf-8") if config.is_file() else None,
         stages=stages,
         folder=folder,

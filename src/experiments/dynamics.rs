@@ -493,6 +493,7 @@ mod tests {
             snapshots,
             elapsed: Duration::ZERO,
             variant: KernelVariant::Portable,
+            final_state: None,
         });
         run
     }

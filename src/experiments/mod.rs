@@ -38,7 +38,7 @@ use crate::data::sampler::SetKind;
 use crate::model::ModelKind;
 use crate::output::plots::Figure;
 use crate::output::records::PaperClaim;
-use crate::pipeline::{train_run, RunResult};
+use crate::pipeline::{standard_figures, train_run, RunResult};
 use crate::train::{Progress, TrainControl, TrainState};
 
 /// How much compute an experiment spends.
@@ -290,6 +290,7 @@ pub fn names() -> String {
 pub struct Stages<'a> {
     options: ExperimentOptions,
     threads: Option<usize>,
+    abort: Option<&'a std::sync::atomic::AtomicBool>,
     progress: &'a mut dyn Progress,
 }
 
@@ -297,11 +298,13 @@ impl Stages<'_> {
     /// Train `config` as a stage called `name` (the run's seed and restarts applied, all its
     /// instances), analyse it, and return it. Stages after the main one are not checkpointed
     /// and not stopped by a first Ctrl-C: they run to the end and the run folder is written
-    /// (a second Ctrl-C aborts without a checkpoint).
+    /// (a second Ctrl-C aborts without a checkpoint). An abort flag of the main stage's
+    /// control (the Python API's Ctrl-C) stops them too.
     pub fn train(&mut self, name: &str, mut config: TrainConfig) -> anyhow::Result<RunResult> {
         self.options.apply(&mut config);
         config.train.only_instances = None;
         let control = TrainControl {
+            abort: self.abort,
             threads: self.threads,
             stop: None,
             checkpoint: None,
@@ -363,8 +366,14 @@ impl Experiment {
         control: TrainControl<'_>,
         progress: &mut dyn Progress,
     ) -> anyhow::Result<RunResult> {
-        let threads = control.threads;
+        let (threads, abort) = (control.threads, control.abort);
         let mut run = train_run(self.name, config, resume, control, progress)?;
+        if config.train.only_instances.is_some() {
+            // A shard: later stages and the verdict need every instance; `tms merge` joins
+            // the shards and runs them.
+            run.figures = standard_figures(&run);
+            return Ok(run);
+        }
         if let Work::Train {
             after: Some(after), ..
         } = self.work
@@ -376,6 +385,7 @@ impl Experiment {
             let mut stages = Stages {
                 options,
                 threads,
+                abort,
                 progress,
             };
             after(&mut stages, &mut run)?;

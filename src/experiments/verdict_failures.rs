@@ -787,6 +787,49 @@ mod uniform {
         expect_failures(&run, &["digons (antipodal pairs)"]);
     }
 
+    /// "Pentagons" whose five vectors bunch within 80° (0°, 20°, ..., 80°): found as
+    /// pentagons (five features in two dimensions), but their D_i are far below 2/5.
+    #[test]
+    fn geometry_with_bunched_pentagons_fails() {
+        let run = judge("geometry", |level| {
+            let (c, b) = PAPER_LIKE[level];
+            Tegum::new(N, M)
+                .dedicated(c, 1.0)
+                .planar(b, &[0.0, 20.0, 40.0, 60.0, 80.0])
+                .digons(M - c - 2 * b)
+                .done()
+        });
+        let others = check(verdict_of(&run), "other polytopes appear");
+        assert!(
+            !others.passed && others.measured.contains("× pentagon"),
+            "{others:#?}"
+        );
+    }
+
+    /// Crowded digons: every antipodal pair leans towards the next dimension (axis
+    /// e_d + 0.25 e_(d+1), |cos| 0.24 between neighbours: still separate digons), so every D_i
+    /// is about 0.45, not 1/2.
+    #[test]
+    fn geometry_with_crowded_digons_fails() {
+        let run = judge("geometry", |_| {
+            let mut w = vec![0.0f32; N * M];
+            let norm = (1.0f32 + 0.25 * 0.25).sqrt();
+            for d in 0..M {
+                for (k, sign) in [(2 * d, 1.0f32), (2 * d + 1, -1.0)] {
+                    w[k * M + d] = sign / norm;
+                    w[k * M + (d + 1) % M] = sign * 0.25 / norm;
+                }
+            }
+            w
+        });
+        let v = verdict_of(&run);
+        let digons = check(v, "digons (antipodal pairs)");
+        assert!(
+            !digons.passed && digons.measured.contains("× digon"),
+            "{digons:#?}"
+        );
+    }
+
     /// Triangles where the paper finds antipodal pairs: no digons at all.
     #[test]
     fn geometry_with_triangles_instead_of_digons_fails() {

@@ -39,6 +39,16 @@ pub enum RunKind {
     Train,
 }
 
+impl RunKind {
+    /// The name in a checkpoint's metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunKind::Experiment => "experiment",
+            RunKind::Train => "train",
+        }
+    }
+}
+
 /// A resumable training run.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
@@ -156,11 +166,7 @@ impl Checkpoint {
         }
         meta.insert("config".to_string(), self.config.to_toml());
         meta.insert("experiment".to_string(), self.experiment.clone());
-        let kind = match self.kind {
-            RunKind::Experiment => "experiment",
-            RunKind::Train => "train",
-        };
-        meta.insert("kind".to_string(), kind.to_string());
+        meta.insert("kind".to_string(), self.kind.name().to_string());
         meta.insert("done".to_string(), st.done.to_string());
         meta.insert("steps".to_string(), st.steps.to_string());
         meta.insert("elapsed".to_string(), st.elapsed.as_secs_f64().to_string());
@@ -348,6 +354,159 @@ pub(crate) fn metadata_value(meta: &HashMap<String, String>, key: &str) -> anyho
     meta.get(key)
         .cloned()
         .with_context(|| format!("checkpoint metadata lacks `{key}`"))
+}
+
+/// File name of a shard's final state inside its run folder (`--shard` or `--instances`).
+pub const SHARD_FILE: &str = "shard.safetensors";
+
+/// Join the final states of the shards of one run into the final state of the whole run, so
+/// that finishing it (`tms merge`) writes what a single machine would have written. Each shard
+/// comes with a name for messages (its folder). Refused, naming the shard: a shard of another
+/// run (config, experiment, profile or restarts differ), an unfinished one, two shards holding
+/// the same instance, instances in no shard, a state that does not match its own range.
+pub fn merge_shards(shards: &[(String, Checkpoint)]) -> anyhow::Result<Checkpoint> {
+    let Some((first_name, first)) = shards.first() else {
+        bail!("no shards to merge");
+    };
+    let whole = |c: &Checkpoint| {
+        let mut config = c.config.clone();
+        config.train.only_instances = None;
+        config
+    };
+    let config = whole(first);
+    let total = config
+        .resolve()
+        .map_err(|e| anyhow::anyhow!("{first_name}: its config: {e}"))?
+        .len();
+    let mut parts = Vec::new();
+    for (name, c) in shards {
+        let Some(range) = c.config.train.only_instances else {
+            bail!("{name} holds the whole run (all {total} instances), not a shard of it");
+        };
+        if whole(c) != config {
+            let (a, b) = (config.to_toml(), whole(c).to_toml());
+            let differs = a
+                .lines()
+                .zip(b.lines())
+                .find(|(x, y)| x != y)
+                .map_or(String::new(), |(x, y)| format!(" (`{y}` against `{x}`)"));
+            bail!(
+                "{name} is a shard of another run: its config differs from {first_name}'s{differs}"
+            );
+        }
+        if (&c.experiment, c.kind, &c.profile, c.restarts)
+            != (
+                &first.experiment,
+                first.kind,
+                &first.profile,
+                first.restarts,
+            )
+        {
+            bail!(
+                "{name} is a shard of another run: {} {} (profile {:?}, restarts {:?}) against {first_name}'s {} {} ({:?}, {:?})",
+                c.kind.name(), c.experiment, c.profile, c.restarts,
+                first.kind.name(), first.experiment, first.profile, first.restarts
+            );
+        }
+        let st = &c.state;
+        if st.done != st.steps {
+            bail!(
+                "{name} is unfinished (step {} of {}); finish it with `tms resume {name}` first",
+                st.done,
+                st.steps
+            );
+        }
+        let indices_match = st.instances.len() == range.to - range.from
+            && st
+                .instances
+                .iter()
+                .zip(range.from..range.to)
+                .all(|(i, k)| i.index == k);
+        if !indices_match
+            || st.log_loss.iter().any(|l| l.len() != st.instances.len())
+            || st
+                .snapshots
+                .iter()
+                .any(|s| s.params.len() != st.instances.len())
+        {
+            bail!(
+                "{name} is damaged: its state does not hold instances {}..{} it claims",
+                range.from,
+                range.to
+            );
+        }
+        if st.log_steps != first.state.log_steps
+            || st
+                .snapshots
+                .iter()
+                .map(|s| s.step)
+                .ne(first.state.snapshots.iter().map(|s| s.step))
+        {
+            bail!("{name} is damaged: its loss curve or snapshots are not at {first_name}'s steps");
+        }
+        parts.push((range, name, st));
+    }
+    parts.sort_by_key(|(r, _, _)| (r.from, r.to));
+    let mut next = 0;
+    for (k, (r, name, _)) in parts.iter().enumerate() {
+        if r.from < next {
+            let (_, other, _) = &parts[k - 1];
+            bail!(
+                "{other} and {name} both hold instances {}..{}: merge each instance once",
+                r.from,
+                next.min(r.to)
+            );
+        }
+        if r.from > next {
+            bail!(
+                "instances {next}..{} are in no shard: a shard is missing",
+                r.from
+            );
+        }
+        next = r.to;
+    }
+    if next != total {
+        bail!("instances {next}..{total} are in no shard: a shard is missing");
+    }
+    let states: Vec<&TrainState> = parts.iter().map(|(_, _, st)| *st).collect();
+    let joined = |f: &dyn Fn(&TrainState, usize) -> Vec<f64>, points: usize| -> Vec<Vec<f64>> {
+        (0..points)
+            .map(|p| states.iter().flat_map(|st| f(st, p)).collect())
+            .collect()
+    };
+    let first_state = &first.state;
+    let state = TrainState {
+        done: first_state.steps,
+        steps: first_state.steps,
+        instances: states
+            .iter()
+            .flat_map(|st| st.instances.iter().cloned())
+            .collect(),
+        log_steps: first_state.log_steps.clone(),
+        log_loss: joined(&|st, p| st.log_loss[p].clone(), first_state.log_steps.len()),
+        // The longest shard: the wall time had they run side by side.
+        elapsed: states.iter().map(|st| st.elapsed).max().unwrap_or_default(),
+        snapshots: first_state
+            .snapshots
+            .iter()
+            .enumerate()
+            .map(|(p, snap)| Snapshot {
+                step: snap.step,
+                params: states
+                    .iter()
+                    .flat_map(|st| st.snapshots[p].params.iter().cloned())
+                    .collect(),
+            })
+            .collect(),
+    };
+    Ok(Checkpoint {
+        experiment: first.experiment.clone(),
+        kind: first.kind,
+        config,
+        state,
+        profile: first.profile.clone(),
+        restarts: first.restarts,
+    })
 }
 
 /// Whether `dir` holds a checkpoint (an unfinished run).

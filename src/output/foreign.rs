@@ -138,6 +138,12 @@ pub fn from_memory(arrays: Vec<NamedArray>, layout: Option<Layout>) -> Result<Im
                 a.shape
             ));
         }
+        if let Some(pos) = a.values.iter().position(|v| !v.is_finite()) {
+            return Err(format!(
+                "`{}` holds a non-finite value ({}) at flat index {pos}",
+                a.name, a.values[pos]
+            ));
+        }
         kept.push(Array {
             name: a.name,
             shape: a.shape,
