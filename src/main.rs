@@ -59,6 +59,17 @@ struct OutputArgs {
     quiet: bool,
 }
 
+/// Flags that train part of a run's instances (a shard).
+#[derive(clap::Args)]
+struct SubsetArgs {
+    /// Train only instances FROM..TO (e.g. 3..5) to shard a sweep; same weights as the full run
+    #[arg(long, value_name = "FROM..TO")]
+    instances: Option<InstanceRange>,
+    /// Train shard K of N (the instances split evenly); join the shards with `tms merge`
+    #[arg(long, value_name = "K/N", conflicts_with = "instances")]
+    shard: Option<Shard>,
+}
+
 /// Flags shared by every command that trains.
 #[derive(clap::Args)]
 struct TrainingArgs {
@@ -99,12 +110,8 @@ enum Command {
         /// Restarts per sweep point; figures and verdicts use the lowest-loss one
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
         restarts: Option<u32>,
-        /// Train only instances FROM..TO (e.g. 3..5) to shard a sweep; same weights as the full run
-        #[arg(long, value_name = "FROM..TO")]
-        instances: Option<InstanceRange>,
-        /// Train shard K of N (the instances split evenly); join the shards with `tms merge`
-        #[arg(long, value_name = "K/N", conflicts_with = "instances")]
-        shard: Option<Shard>,
+        #[command(flatten)]
+        subset: SubsetArgs,
         #[command(flatten)]
         training: TrainingArgs,
         #[command(flatten)]
@@ -120,12 +127,8 @@ enum Command {
         /// Override [train].steps
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         steps: Option<u64>,
-        /// Train only instances FROM..TO (e.g. 3..5) to shard a sweep; same weights as the full run
-        #[arg(long, value_name = "FROM..TO")]
-        instances: Option<InstanceRange>,
-        /// Train shard K of N (the instances split evenly); join the shards with `tms merge`
-        #[arg(long, value_name = "K/N", conflicts_with = "instances")]
-        shard: Option<Shard>,
+        #[command(flatten)]
+        subset: SubsetArgs,
         #[command(flatten)]
         training: TrainingArgs,
         #[command(flatten)]
@@ -411,8 +414,8 @@ enum Subset {
 }
 
 impl Subset {
-    fn of(instances: Option<InstanceRange>, shard: Option<Shard>) -> Option<Self> {
-        match (instances, shard) {
+    fn of(args: SubsetArgs) -> Option<Self> {
+        match (args.instances, args.shard) {
             (Some(r), _) => Some(Subset::Instances(r)),
             (None, Some(s)) => Some(Subset::Shard(s)),
             (None, None) => None,
@@ -451,8 +454,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             profile,
             seed,
             restarts,
-            instances,
-            shard,
+            subset,
             training,
             output,
         } => {
@@ -461,25 +463,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 seed,
                 restarts: restarts.map(|r| r as usize),
             };
-            let subset = Subset::of(instances, shard);
-            reproduce(&experiments, options, subset, &training, &output)
+            reproduce(
+                &experiments,
+                options,
+                Subset::of(subset),
+                &training,
+                &output,
+            )
         }
         Command::Train {
             config,
             seed,
             steps,
-            instances,
-            shard,
+            subset,
             training,
             output,
-        } => train(
-            &config,
-            seed,
-            steps,
-            Subset::of(instances, shard),
-            &training,
-            &output,
-        ),
+        } => train(&config, seed, steps, Subset::of(subset), &training, &output),
         Command::Merge {
             shards,
             training,
