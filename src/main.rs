@@ -634,6 +634,11 @@ fn reproduce(
     // Several experiments are written like `all`: one folder with a run folder per experiment
     // and the report.
     let several = chosen.len() > 1;
+    if several && subset.is_some() {
+        bail!(
+            "--instances and --shard split one experiment's instances; give one experiment (each shares nothing with the others' shards)"
+        );
+    }
     let base = match (&output.out, several) {
         (Some(dir), true) => dir.clone(),
         (None, true) if all => default_out_path(Path::new("runs"), "all"),
@@ -654,7 +659,7 @@ fn reproduce(
                     .map_err(|err| anyhow::anyhow!("experiment {}: {err}", e.name))?;
                 Some(config)
             }
-            None if subset.is_some() && !all => {
+            None if subset.is_some() => {
                 bail!(
                     "experiment {} trains no models; --instances and --shard do not apply to it",
                     e.name

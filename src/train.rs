@@ -905,7 +905,8 @@ pub fn train(
                     .par_iter_mut()
                     .for_each(|t| t.run(settings, next - at, variant))
             });
-            if started.elapsed() < Duration::from_millis(25) {
+            // Longer segments while a whole one takes under 25 ms.
+            if next - at == segment && started.elapsed() < Duration::from_millis(25) {
                 segment = (2 * segment).min(1 << 20);
             }
             at = next;

@@ -115,6 +115,8 @@ fn cases() -> Vec<Case> {
         case("zero --restarts", &["reproduce", "intro", "--restarts", "0"], &["--restarts"]),
         case("backwards --instances", &["reproduce", "intro", "--instances", "5..3"], &["--instances", "FROM must be below TO"]),
         case("--instances beyond the sweep", &["reproduce", "intro", "--instances", "45..60"], &["train.only_instances", "50 instances"]),
+        case("--shard of several experiments", &["reproduce", "uniform", "geometry", "--shard", "1/2"], &["--shard", "one experiment"]),
+        case("--shard of an experiment that trains nothing", &["reproduce", "orthogonal", "--shard", "1/2"], &["orthogonal", "trains no models"]),
         case("unknown flag", &["reproduce", "intro", "--lr", "1"], &["--lr"]),
         case("unknown experiment", &["reproduce", "intr0"], &["unknown experiment", "intro"]),
         case("unknown command", &["reproduc"], &["reproduc"]),

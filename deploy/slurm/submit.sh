@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Split a tms run across a Slurm cluster: an array job of N shards, then a merge job that
-# starts when every shard has succeeded. Prints the two job ids.
+# starts when every shard has succeeded (and is cancelled if one fails). Prints the two job
+# ids. One experiment or config per submission.
 #   deploy/slurm/submit.sh N OUT_DIR reproduce EXPERIMENT [flags...]   e.g. 8 /shared/runs/pb reproduce privileged-basis --profile paper
 #   deploy/slurm/submit.sh N OUT_DIR train CONFIG.toml [flags...]
 # Jobs run in the current folder (relative config paths work; OUT_DIR gets the logs).
@@ -20,6 +21,6 @@ array=$(sbatch --parsable ${SBATCH_ARGS:-} --export=ALL --array="1-$n" \
 array=${array%%;*}
 # shellcheck disable=SC2086
 merge=$(sbatch --parsable ${SBATCH_ARGS:-} --export=ALL --output="$out/tms-merge-%j.log" \
-    --dependency="afterok:$array" "$here/merge.sbatch" "$out" "$n")
+    --dependency="afterok:$array" --kill-on-invalid-dep=yes "$here/merge.sbatch" "$out" "$n")
 merge=${merge%%;*}
 echo "shards: job $array (tasks 1-$n); merge: job $merge -> $out/merged"

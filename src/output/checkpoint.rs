@@ -383,6 +383,13 @@ pub fn merge_shards(shards: &[(String, Checkpoint)]) -> anyhow::Result<Checkpoin
         let Some(range) = c.config.train.only_instances else {
             bail!("{name} holds the whole run (all {total} instances), not a shard of it");
         };
+        if range.from >= range.to || range.to > total {
+            bail!(
+                "{name} is damaged: it claims instances {}..{} of a run of {total}",
+                range.from,
+                range.to
+            );
+        }
         if whole(c) != config {
             let (a, b) = (config.to_toml(), whole(c).to_toml());
             let differs = a
@@ -402,13 +409,28 @@ pub fn merge_shards(shards: &[(String, Checkpoint)]) -> anyhow::Result<Checkpoin
                 first.restarts,
             )
         {
+            let describe = |c: &Checkpoint| {
+                format!(
+                    "{} {} (profile {}, restarts {})",
+                    c.kind.name(),
+                    c.experiment,
+                    c.profile.as_deref().unwrap_or("none"),
+                    c.restarts.map_or("default".to_string(), |r| r.to_string())
+                )
+            };
             bail!(
-                "{name} is a shard of another run: {} {} (profile {:?}, restarts {:?}) against {first_name}'s {} {} ({:?}, {:?})",
-                c.kind.name(), c.experiment, c.profile, c.restarts,
-                first.kind.name(), first.experiment, first.profile, first.restarts
+                "{name} is a shard of another run: {} against {first_name}'s {}",
+                describe(c),
+                describe(first)
             );
         }
         let st = &c.state;
+        if st.steps != config.train.steps || st.log_loss.len() != st.log_steps.len() {
+            bail!(
+                "{name} is damaged: its state does not match its config's {} steps",
+                config.train.steps
+            );
+        }
         if st.done != st.steps {
             bail!(
                 "{name} is unfinished (step {} of {}); finish it with `tms resume {name}` first",
@@ -442,7 +464,7 @@ pub fn merge_shards(shards: &[(String, Checkpoint)]) -> anyhow::Result<Checkpoin
                 .map(|s| s.step)
                 .ne(first.state.snapshots.iter().map(|s| s.step))
         {
-            bail!("{name} is damaged: its loss curve or snapshots are not at {first_name}'s steps");
+            bail!("{name} and {first_name} disagree on the steps of the loss curve or snapshots: one of them is damaged");
         }
         parts.push((range, name, st));
     }
