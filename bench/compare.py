@@ -1,9 +1,12 @@
 """Run every benchmark config in tms, PyTorch and JAX on this machine and print one table.
 
 Run through `bench/run.sh`, which sets up the virtual environment and builds tms first.
-Options: --scale X multiplies the step counts (default 1); --only NAME[,NAME] picks configs;
---skip-rss skips the peak-memory runs of `tms reproduce intro` and `tms reproduce uniform`;
---json FILE also writes the raw results.
+Options: --scale X multiplies the step counts (default 1); --only NAME[,NAME] picks configs
+(a shape's name picks its sparsity rows too: `--only uniform` runs `uniform`, `uniform-p1`,
+`uniform-p0.01`, `uniform-p0.001`);
+--baseline BIN also runs another tms binary (an older build) on every config, for a ratio in
+the same run; --skip-rss skips the peak-memory runs of `tms reproduce intro` and
+`tms reproduce uniform`; --json FILE also writes the raw results.
 """
 
 import argparse
@@ -19,7 +22,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from configs import all_configs, matmul_flops_per_step  # noqa: E402
+from configs import (  # noqa: E402
+    all_configs, dense_decoder_flops_per_step, matmul_flops_per_step)
 
 TMS = os.path.join(ROOT, "target", "release", "tms")
 
@@ -42,7 +46,7 @@ def peak_rss_mb(cmd):
         return int(f.read().split()[-1]) / 1024.0
 
 
-def tms_toml(c):
+def tms_toml(c, kernel=None):
     lines = [
         f'name = "bench-{c["name"]}"',
         "[model]",
@@ -52,6 +56,7 @@ def tms_toml(c):
         "[train]",
         f"steps = {c['steps']}",
         f"batch_size = {c['batch']}",
+    ] + ([f'kernel = "{kernel}"'] if kernel else []) + [
         "[data]",
         "feature_probability = 1.0",
     ]
@@ -61,13 +66,15 @@ def tms_toml(c):
     return "\n".join(lines) + "\n"
 
 
-def run_tms(c):
+def run_tms(c, kernel=None, binary=TMS):
+    """Train config `c` with tms (`kernel`: a `[train] kernel`, None for the binary's default,
+    as an older build needs)."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = os.path.join(tmp, "config.toml")
         with open(cfg, "w") as f:
-            f.write(tms_toml(c))
+            f.write(tms_toml(c, kernel))
         out = os.path.join(tmp, "run")
-        run_checked([TMS, "train", cfg, "--out", out, "-q", "--checkpoint-every", "0"])
+        run_checked([binary, "train", cfg, "--out", out, "-q", "--checkpoint-every", "0"])
         with open(os.path.join(out, "metrics.json")) as f:
             training = json.load(f)["training"]
         with open(os.path.join(out, "loss.csv")) as f:
@@ -96,8 +103,16 @@ def run_reference(script, c):
         os.unlink(path)
 
 
+def measured_peak():
+    """The f32 peak of this machine, measured by `cargo bench --bench peak` (an FMA loop in the
+    widest vectors, on every core at once)."""
+    out = subprocess.run(["cargo", "bench", "--quiet", "--bench", "peak"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def machine():
-    """CPU model, cores, clock and f32 peak (FLOP/s)."""
+    """CPU model, cores, clock and f32 peak (FLOP/s): measured, with the nominal figure beside."""
     info = open("/proc/cpuinfo").read()
     model = next((l.split(":", 1)[1].strip() for l in info.splitlines()
                   if l.startswith("model name")), platform.processor())
@@ -109,9 +124,11 @@ def machine():
     # f32 FLOP per cycle per core: two 8-lane FMA pipes with AVX2+FMA (2 x 8 x 2 = 32);
     # one 8-lane add and one multiply with AVX only (16); 4-lane SSE add + multiply (8).
     per_cycle = 32 if ("avx2" in flags and "fma" in flags) else 16 if "avx" in flags else 8
-    peak = cores * mhz * 1e6 * per_cycle
+    nominal = cores * mhz * 1e6 * per_cycle
+    peak = measured_peak()
     return {"model": model, "cores": cores, "mhz": mhz, "flop_per_cycle": per_cycle,
-            "peak_gflops": peak / 1e9}
+            "nominal_peak_gflops": nominal / 1e9, "peak_gflops": peak["gflops"],
+            "peak_isa": peak["isa"]}
 
 
 def fmt(v, digits=1):
@@ -124,42 +141,54 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--json", default="")
+    ap.add_argument("--baseline", default="")
     args = ap.parse_args()
 
     m = machine()
     configs = all_configs(args.scale)
     if args.only:
         keep = set(args.only.split(","))
-        configs = [c for c in configs if c["name"] in keep]
-    print(f"machine: {m['model']}, {m['cores']} cores at {m['mhz']:.0f} MHz; "
-          f"f32 peak {m['peak_gflops']:.1f} GFLOP/s ({m['flop_per_cycle']} FLOP/cycle/core)")
+        configs = [c for c in configs if c["name"].split("-p")[0] in keep or c["name"] in keep]
+    print(f"machine: {m['model']}, {m['cores']} cores at {m['mhz']:.0f} MHz; f32 peak "
+          f"{m['peak_gflops']:.1f} GFLOP/s measured ({m['peak_isa']} FMA loop on every core; "
+          f"nominal {m['nominal_peak_gflops']:.1f} at {m['flop_per_cycle']} FLOP/cycle/core)")
     results = []
     for c in configs:
         print(f"running {c['name']} ({c['instances']} instances, n={c['n']}, m={c['m']}, "
               f"{c['steps']} steps) ...", flush=True)
-        r = {"config": c["name"], "instances": c["instances"], "n": c["n"], "m": c["m"],
-             "steps": c["steps"]}
-        r["tms"] = run_tms(c)
-        r["torch"] = run_reference("reference_torch.py", c)
-        r["jax"] = run_reference("reference_jax.py", c)
-        flops = matmul_flops_per_step(c)
-        r["tms_gflops"] = flops * r["tms"]["steps_per_second"] / 1e9
-        r["tms_peak_fraction"] = r["tms_gflops"] / m["peak_gflops"]
-        results.append(r)
+        torch = run_reference("reference_torch.py", c)
+        jax = run_reference("reference_jax.py", c)
+        base = run_tms(c, None, args.baseline) if args.baseline else None
+        for kernel in c["kernels"]:
+            r = {"config": c["name"], "kernel": kernel, "instances": c["instances"],
+                 "n": c["n"], "m": c["m"], "steps": c["steps"], "torch": torch, "jax": jax,
+                 "baseline": base}
+            r["tms"] = run_tms(c, kernel)
+            rate = r["tms"]["steps_per_second"]
+            r["tms_gflops"] = matmul_flops_per_step(c) * rate / 1e9
+            r["tms_dense_decoder_gflops"] = dense_decoder_flops_per_step(c) * rate / 1e9
+            r["tms_peak_fraction"] = r["tms_gflops"] / m["peak_gflops"]
+            results.append(r)
 
-    header = ("| config | tms steps/s | PyTorch steps/s | JAX steps/s | tms/PyTorch | tms/JAX "
-              "| loss tms | loss PyTorch | loss JAX | tms GFLOP/s | % of f32 peak |")
+    header = ("| config | tms pass | tms steps/s | baseline steps/s | tms/baseline "
+              "| PyTorch steps/s | JAX steps/s | tms/PyTorch | tms/JAX "
+              "| loss tms | loss PyTorch | loss JAX | tms GFLOP/s (dense-equivalent) "
+              "| of which the dense decoder forward | % of f32 peak |")
     print()
     print(header)
-    print("|" + "---|" * 11)
+    print("|" + "---|" * 15)
     for r in results:
-        t, p, j = r["tms"], r["torch"], r["jax"]
-        print(f"| {r['config']} | {fmt(t['steps_per_second'])} | {fmt(p['steps_per_second'])} "
-              f"| {fmt(j['steps_per_second'])} "
-              f"| {t['steps_per_second'] / p['steps_per_second']:.1f}× "
-              f"| {t['steps_per_second'] / j['steps_per_second']:.1f}× "
+        t, p, j, b = r["tms"], r["torch"], r["jax"], r["baseline"]
+        rate = t["steps_per_second"]
+        ratio = f"{rate / b['steps_per_second']:.2f}×" if b else "—"
+        print(f"| {r['config']} | {r['kernel']} ({t['kernel']}) | {fmt(rate)} "
+              f"| {fmt(b['steps_per_second']) if b else '—'} "
+              f"| {ratio} "
+              f"| {fmt(p['steps_per_second'])} | {fmt(j['steps_per_second'])} "
+              f"| {rate / p['steps_per_second']:.1f}× | {rate / j['steps_per_second']:.1f}× "
               f"| {t['final_loss']:.4e} | {p['final_loss']:.4e} | {j['final_loss']:.4e} "
-              f"| {r['tms_gflops']:.1f} | {100 * r['tms_peak_fraction']:.0f}% |")
+              f"| {r['tms_gflops']:.1f} | {r['tms_dense_decoder_gflops']:.1f} "
+              f"| {100 * r['tms_peak_fraction']:.0f}% |")
 
     rss = {}
     if not args.skip_rss:
@@ -178,10 +207,14 @@ def main():
         print(f"\nversions: PyTorch {t['torch']['version']} ({t['torch']['threads']} threads), "
               f"JAX {t['jax']['version']}; tms kernel {t['tms']['kernel']}")
         print("steps/s: the training loop only (JAX: after compiling; compile times: "
-              + ", ".join(f"{r['config']} {r['jax']['compile_seconds']:.1f} s" for r in results)
+              + ", ".join(f"{name} {jax['compile_seconds']:.1f} s"
+                          for name, jax in {r["config"]: r["jax"] for r in results}.items())
               + ")")
         print("loss: mean training loss over the last 10% of the steps, averaged over instances")
-        print("GFLOP/s: 10·n·m·batch·instances matmul FLOPs per step (dense-equivalent)")
+        print("GFLOP/s: 10·n·m·batch·instances matmul FLOPs per step (dense-equivalent), and "
+              "of it the 2·n·m·batch·instances of the decoder's forward, the one product every "
+              "pass does densely (the least real work of a sparse step)")
+        print("baseline: " + (args.baseline or "none (--baseline BIN)"))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": m, "results": results, "rss_mb": rss}, f, indent=2)

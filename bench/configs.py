@@ -14,11 +14,13 @@ def log_range(start, stop, count):
     return list(np.exp(np.linspace(np.log(start), np.log(stop), count)))
 
 
-def config(name, n, m, instances, steps, importance, probabilities):
+def config(name, n, m, instances, steps, importance, probabilities, kernels=("auto",)):
     assert len(probabilities) == instances
     assert len(importance) == instances and all(len(r) == n for r in importance)
     return {
         "name": name,
+        # tms runs the config once per `[train] kernel` listed (the references once).
+        "kernels": list(kernels),
         "n": n,
         "m": m,
         "instances": instances,
@@ -52,7 +54,30 @@ def all_configs(scale=1.0):
         config("phase", 2, 1, 400, s(3000),
                [[1.0, r] for p in phase_p for r in phase_r],
                [p for p in phase_p for _ in phase_r]),
-    ]
+    ] + sparsity_configs(scale)
+
+
+def sparsity_configs(scale=1.0):
+    """The uniform and sweep-100 shapes with every instance at one density (issue #14): at
+    density 1 through the fused kernel and the block pass, and at 1−S = 0.01 and 0.001
+    through the block pass with dense input and with sparse input."""
+    s = lambda steps: max(10, int(steps * scale))
+    out = []
+    for name, n, m, steps, importance in [
+        ("uniform", 400, 30, 150, [1.0] * 400),
+        ("sweep-100", 100, 20, 500, [100 ** (-i / 99) for i in range(100)]),
+    ]:
+        for p, kernels in [(1.0, ("fused", "gemm")), (0.01, ("gemm", "sparse")),
+                           (0.001, ("gemm", "sparse"))]:
+            out.append(config(f"{name}-p{p:g}", n, m, 20, s(steps), _same(20, importance),
+                              [p] * 20, kernels))
+    return out
+
+
+def dense_decoder_flops_per_step(c):
+    """FLOPs of the one inherently dense product, the decoder's forward W_dec·h (2*n*m*batch
+    per instance): the least real work a step does, whatever the sparsity."""
+    return 2 * c["n"] * c["m"] * c["batch"] * c["instances"]
 
 
 def matmul_flops_per_step(c):

@@ -1,5 +1,5 @@
-//! One training step (sample → forward → backward → AdamW) of one instance, per config and
-//! kernel variant. Run: `cargo bench --bench train_step`.
+//! One training step (sample → forward → backward → AdamW) of one instance, per config,
+//! kernel variant and training pass (the fused kernel, and the pass `auto` picks). Run: `cargo bench --bench train_step`.
 //!
 //! Throughput is reported in batch elements (rows × features) per second; multiply the time
 //! by the number of instances and steps to estimate a run on one core.
@@ -7,9 +7,9 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
 
-use tms::config::{InstanceSpec, TrainSettings};
+use tms::config::{InstanceSpec, KernelChoice, TrainSettings};
 use tms::model::{ModelKind, Shape};
-use tms::train::{InstanceTrainer, KernelVariant};
+use tms::train::{InstanceTrainer, KernelVariant, TrainPass};
 
 /// (name, n, m, batch, feature probability): the shapes of the paper experiments.
 const CONFIGS: [(&str, usize, usize, usize, f32); 5] = [
@@ -49,11 +49,24 @@ fn bench_steps(c: &mut Criterion) {
             data: Default::default(),
         };
         group.throughput(Throughput::Elements((batch * n) as u64));
-        for &variant in &variants {
-            let mut trainer = InstanceTrainer::new(shape, &settings, spec.clone(), 1);
-            group.bench_function(BenchmarkId::new(name, variant.name()), |b| {
-                b.iter(|| trainer.step(&settings, variant))
-            });
+        // The fused kernel everywhere, and the pass `auto` picks where it is another.
+        let mut kernels = vec![KernelChoice::Fused];
+        if TrainPass::choose(KernelChoice::Auto, &shape, &spec) != TrainPass::Fused {
+            kernels.push(KernelChoice::Auto);
+        }
+        for kernel in kernels {
+            let settings = TrainSettings {
+                kernel,
+                ..settings.clone()
+            };
+            let pass = TrainPass::choose(kernel, &shape, &spec);
+            for &variant in &variants {
+                let mut trainer = InstanceTrainer::new(shape, &settings, spec.clone(), 1);
+                let id = format!("{}/{}", variant.name(), pass.name());
+                group.bench_function(BenchmarkId::new(name, id), |b| {
+                    b.iter(|| trainer.step(&settings, variant))
+                });
+            }
         }
     }
     group.finish();

@@ -96,23 +96,32 @@ impl Schedule {
     }
 }
 
-/// Which training pass computes the loss and gradient.
+/// Which training pass computes the loss and gradient (`train.kernel`). Every pass trains
+/// every model kind with every option, and they agree to rounding; they differ in speed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum KernelChoice {
-    /// The fused dense kernel (every model kind; the reference).
+    /// Chosen per instance by its shape and density (the default): `sparse` at low density,
+    /// `gemm` for big shapes, `fused` for small ones (see `tms::train::TrainPass::choose`).
     #[default]
-    Dense,
-    /// The sparse-input pass: the encoder and its gradient touch only a row's non-zero inputs,
-    /// the decoder's backward only the outputs that pass the ReLU. Tied models (`linear`,
-    /// `relu-output`) without the hidden L1 penalty or adversarial training; results agree
-    /// with `dense` to rounding, not bit for bit.
+    Auto,
+    /// The fused register-tile kernel (`src/model.rs`): the fastest where per-call overhead
+    /// dominates (small n·m). `dense`, its earlier name, is read as `fused`.
+    #[serde(alias = "dense")]
+    Fused,
+    /// The block pass (`src/model/gemm.rs`): the five products through faer on blocks of
+    /// rows, for big shapes.
+    Gemm,
+    /// Sparse input: the encoder and its gradient touch only a row's non-zero inputs and the
+    /// decoder's backward only the non-zero output gradients (the block pass with sparse
+    /// input; for tied models with m < 8 and no extras, the row-by-row pass of
+    /// `src/model/sparse.rs`).
     Sparse,
 }
 
 impl KernelChoice {
     fn is_default(&self) -> bool {
-        *self == KernelChoice::Dense
+        *self == KernelChoice::Auto
     }
 }
 
@@ -160,7 +169,7 @@ pub struct TrainSettings {
     /// Fresh rows behind each instance's final (test) loss, `final_loss` (default 262144).
     #[serde(skip_serializing_if = "is_default_eval_rows")]
     pub eval_rows: usize,
-    /// Training pass: `dense` (default) or `sparse` (see [`KernelChoice`]).
+    /// Training pass: `auto` (default), `fused`, `gemm` or `sparse` (see [`KernelChoice`]).
     #[serde(skip_serializing_if = "KernelChoice::is_default")]
     pub kernel: KernelChoice,
     /// Decoupled weight decay (PyTorch AdamW default 0.01).
@@ -413,7 +422,7 @@ impl Default for TrainSettings {
             schedule: Schedule::Constant,
             warmup: 0,
             eval_rows: DEFAULT_EVAL_ROWS,
-            kernel: KernelChoice::Dense,
+            kernel: KernelChoice::Auto,
             weight_decay: 0.01,
             hidden_l1: 0.0,
             adversarial_radius: 0.0,
@@ -846,21 +855,6 @@ impl TrainConfig {
                 ),
             ));
         }
-        if self.train.kernel == KernelChoice::Sparse {
-            if let Some(spec) = specs
-                .iter()
-                .find(|s| !matches!(s.kind, ModelKind::Linear | ModelKind::ReluOutput))
-            {
-                return Err(ConfigError::new(
-                    "train.kernel",
-                    format!(
-                        "\"sparse\" supports the tied models (linear, relu-output), not instance {}'s {}",
-                        spec.index,
-                        spec.kind.name()
-                    ),
-                ));
-            }
-        }
         self.validate_data()?;
         for spec in &mut specs {
             self.resolve_data(spec)?;
@@ -1111,30 +1105,6 @@ impl TrainConfig {
                 ),
             ));
         }
-        if t.kernel == KernelChoice::Sparse {
-            if !matches!(m.kind, ModelKind::Linear | ModelKind::ReluOutput) {
-                return Err(ConfigError::new(
-                    "train.kernel",
-                    format!(
-                        "\"sparse\" supports the tied models (linear, relu-output), not {}",
-                        m.kind.name()
-                    ),
-                ));
-            }
-            let swept = |f: fn(&SweepConfig) -> bool| self.sweep.as_ref().is_some_and(f);
-            if t.hidden_l1 != 0.0 || swept(|s| s.hidden_l1.is_some()) {
-                return Err(ConfigError::new(
-                    "train.kernel",
-                    "\"sparse\" does not support the hidden L1 penalty: use \"dense\"",
-                ));
-            }
-            if t.adversarial_radius != 0.0 || swept(|s| s.adversarial_radius.is_some()) {
-                return Err(ConfigError::new(
-                    "train.kernel",
-                    "\"sparse\" does not support adversarial training (the attack makes every input non-zero): use \"dense\"",
-                ));
-            }
-        }
         for (name, b) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
             if !(0.0..1.0).contains(&b) {
                 return Err(ConfigError::new(
@@ -1327,9 +1297,25 @@ impl TrainConfig {
     /// Bytes the training buffers will take (parameters, gradients, two Adam moments, workspace).
     pub fn estimated_bytes(&self, instances: usize) -> u64 {
         let shape = self.shape();
+        // The block pass's buffers, where it may run (as `train::TrainPass::choose` picks:
+        // `auto` from n·m = 256 up; `sparse` but for narrow tied models, which take the
+        // row-by-row pass).
+        let narrow_tied =
+            shape.hidden < 8 && matches!(shape.kind, ModelKind::Linear | ModelKind::ReluOutput);
+        let blocks = match self.train.kernel {
+            KernelChoice::Fused => None,
+            KernelChoice::Auto if shape.features * shape.hidden < 256 => None,
+            KernelChoice::Sparse if narrow_tied => None,
+            KernelChoice::Gemm => Some(false),
+            KernelChoice::Auto | KernelChoice::Sparse => Some(true),
+        }
+        .map_or(0, |sparse| {
+            crate::model::gemm::BlockWorkspace::words(shape.features, shape.hidden, sparse) as u64
+        });
         let per_instance = 4 * shape.param_len() as u64
             + (shape.features + 2 * shape.hidden + 2) as u64 * ROW_CHUNK as u64
-            + 2 * shape.features as u64;
+            + 2 * shape.features as u64
+            + blocks;
         let log = self.train.log_points.min(self.train.steps);
         // A dataset's rows and its row order (a sweep over T: the mean T per instance).
         let swept_rows = self
@@ -2009,33 +1995,23 @@ probability = "member"
     }
 
     #[test]
-    fn the_sparse_kernel_refuses_what_it_cannot_train() {
+    fn every_kernel_takes_every_model_and_dense_reads_as_fused() {
         let model = |kind: &str| format!("[model]\nkind = \"{kind}\"\nfeatures = 20\nhidden = 2\n");
-        let sparse = "[train]\nkernel = \"sparse\"\n";
-        for kind in ["relu-output", "linear"] {
-            let text = format!("{}{sparse}", model(kind));
-            assert!(
-                TrainConfig::from_toml_validated(&text, "c.toml").is_ok(),
-                "{kind}"
-            );
+        for kernel in ["auto", "fused", "dense", "gemm", "sparse"] {
+            for kind in ["relu-output", "linear", "relu-hidden", "abs"] {
+                let text = format!(
+                    "{}[train]\nkernel = \"{kernel}\"\nhidden_l1 = 0.1\n",
+                    model(kind)
+                );
+                let c = TrainConfig::from_toml_validated(&text, "c.toml")
+                    .unwrap_or_else(|e| panic!("{kernel} {kind}: {e}"));
+                if kernel == "dense" {
+                    assert_eq!(c.0.train.kernel, KernelChoice::Fused);
+                }
+            }
         }
-        for kind in ["relu-hidden", "abs"] {
-            let e = err(&format!("{}{sparse}", model(kind)));
-            assert!(e.contains("train.kernel") && e.contains(kind), "{e}");
-        }
-        let e = err(&format!(
-            "{}{sparse}hidden_l1 = 0.1\n",
-            model("relu-output")
-        ));
-        assert!(e.contains("train.kernel") && e.contains("L1"), "{e}");
-        let e = err(&format!(
-            "{}{sparse}adversarial_radius = 0.1\n",
-            model("relu-output")
-        ));
-        assert!(
-            e.contains("train.kernel") && e.contains("adversarial"),
-            "{e}"
-        );
+        let e = err(&format!("{}[train]\nkernel = \"blas\"\n", model("linear")));
+        assert!(e.contains("kernel") && e.contains("blas"), "{e}");
         let e = err(&format!(
             "{}[train]\nsteps = 10\nwarmup = 11\n",
             model("linear")

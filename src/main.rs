@@ -960,7 +960,7 @@ fn finish(result: &RunResult, out: &Path, force: bool) -> anyhow::Result<()> {
         kinds.sort_unstable();
         kinds.dedup();
         println!(
-            "trained {} instance(s) of {} (n={}, m={}) for {} steps, batch {}, in {:.2} s ({:.0} steps/s, {} kernel)",
+            "trained {} instance(s) of {} (n={}, m={}) for {} steps, batch {}, in {:.2} s ({:.0} steps/s, {} kernel, {} pass)",
             t.specs.len(),
             kinds.join(" + "),
             cfg.model.features,
@@ -969,7 +969,8 @@ fn finish(result: &RunResult, out: &Path, force: bool) -> anyhow::Result<()> {
             cfg.train.batch_size,
             secs,
             cfg.train.steps as f64 / secs.max(1e-9),
-            t.variant.name()
+            t.variant.name(),
+            tms::train::passes_in_words(&t.passes)
         );
         println!(
             "optimizer: AdamW(lr={}, betas=({}, {}), eps={:e}, weight_decay={}), {} schedule, seed {}",

@@ -25,6 +25,7 @@
 
 pub mod cpu;
 pub mod forward;
+pub mod gemm;
 pub mod sparse;
 
 pub use cpu::KernelVariant;

@@ -299,7 +299,8 @@ mod x86 {
     /// (`is_x86_feature_detected!`, as `KernelVariant::detect` does): today `chunk_avx2` in
     /// [`crate::model`], reached through the `unsafe fn forward_backward_chunk_avx2`, `sparse_rows_avx2` in
     /// `crate::model::sparse`, reached through the `unsafe fn sparse_forward_backward_avx2`,
-    /// and the AVX test below. Using it anywhere else is undefined behaviour on a CPU without AVX. This
+    /// `block_avx2` in `crate::model::gemm`, reached through the `unsafe fn
+    /// block_forward_backward_avx2`, and the AVX test below. Using it anywhere else is undefined behaviour on a CPU without AVX. This
     /// is why the type, and the whole `simd` module, is private to the crate.
     #[derive(Clone, Copy, Debug)]
     pub(crate) struct Avx16([__m256; 2]);

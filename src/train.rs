@@ -19,9 +19,14 @@ use crate::model::forward::{loss_weights, LossScratch};
 #[cfg(target_arch = "x86_64")]
 use crate::model::forward_backward_chunk_avx2;
 #[cfg(target_arch = "x86_64")]
+use crate::model::gemm::block_forward_backward_avx2;
+use crate::model::gemm::{block_forward_backward, Block, BlockWorkspace, BLOCK_ROWS};
+#[cfg(target_arch = "x86_64")]
 use crate::model::sparse::sparse_forward_backward_avx2;
 use crate::model::sparse::{sparse_forward_backward, SparseWorkspace};
-use crate::model::{forward_backward_chunk, padded_rows, Extras, Shape, Workspace, ROW_CHUNK};
+use crate::model::{
+    forward_backward_chunk, padded_rows, Extras, ModelKind, Shape, Workspace, ROW_CHUNK,
+};
 
 pub use crate::model::KernelVariant;
 
@@ -161,6 +166,90 @@ fn rms_input_norm(spec: &InstanceSpec) -> f32 {
     mean_square.sqrt()
 }
 
+/// The pass one instance trains with: `train.kernel` ([`KernelChoice`]) resolved for the
+/// instance's shape and density. All give the same loss and gradient to rounding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TrainPass {
+    /// The fused register-tile kernel ([`crate::model::forward_backward_chunk`]).
+    Fused,
+    /// The block pass with dense input ([`crate::model::gemm`]).
+    Gemm,
+    /// The block pass with sparse input.
+    SparseBlocks,
+    /// The row-by-row sparse pass ([`crate::model::sparse`]): tied models with a narrow
+    /// hidden layer and neither an L1 penalty nor adversarial training.
+    SparseRows,
+}
+
+/// The passes of a run in words: `"gemm"`, or `"gemm ×27, sparse ×13"` when they differ.
+pub fn passes_in_words(passes: &[TrainPass]) -> String {
+    let mut kinds: Vec<TrainPass> = passes.to_vec();
+    kinds.sort();
+    kinds.dedup();
+    if kinds.len() == 1 {
+        return kinds[0].name().to_string();
+    }
+    kinds
+        .iter()
+        .map(|&k| {
+            let count = passes.iter().filter(|&&p| p == k).count();
+            format!("{} ×{count}", k.name())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl TrainPass {
+    /// `auto` runs the block pass from this many weights (n·m) up; below, per-call overhead
+    /// dominates and the fused kernel is faster (one thread, batch 1024, p = 0.1: 20×5 fused
+    /// 1.25× faster, 30×8 even, 40×10 the block pass 1.19× faster, 100×20 1.8×, 400×30 2.1×).
+    pub const BLOCKS_FROM_WEIGHTS: usize = 256;
+    /// `auto` gives the block pass sparse input at or below this mean feature density
+    /// (400×30: at 0.03 both inputs run at the same speed, at 0.01 sparse is 1.2× faster,
+    /// at 0.001 1.8×).
+    pub const SPARSE_UP_TO_DENSITY: f32 = 0.01;
+    /// The row-by-row sparse pass serves hidden layers narrower than this (a product with so
+    /// few columns gives faer nothing to work with).
+    pub const ROWS_BELOW_HIDDEN: usize = 8;
+
+    /// The pass for one instance.
+    pub fn choose(choice: KernelChoice, shape: &Shape, spec: &InstanceSpec) -> TrainPass {
+        let weights = shape.features * shape.hidden;
+        // In f64, with a little room: n copies of 0.01f32 sum to a hair above 0.01·n.
+        let total: f64 = spec.feature_probability.iter().map(|&p| p as f64).sum();
+        let sparse_enough = total
+            <= (Self::SPARSE_UP_TO_DENSITY as f64 + 1e-6) * spec.feature_probability.len() as f64;
+        let sparse = || {
+            let plain_tied = matches!(spec.kind, ModelKind::Linear | ModelKind::ReluOutput)
+                && spec.hidden_l1 == 0.0
+                && spec.adversarial_radius == 0.0;
+            if plain_tied && shape.hidden < Self::ROWS_BELOW_HIDDEN {
+                TrainPass::SparseRows
+            } else {
+                TrainPass::SparseBlocks
+            }
+        };
+        match choice {
+            KernelChoice::Fused => TrainPass::Fused,
+            KernelChoice::Gemm => TrainPass::Gemm,
+            KernelChoice::Sparse => sparse(),
+            KernelChoice::Auto if weights < Self::BLOCKS_FROM_WEIGHTS => TrainPass::Fused,
+            KernelChoice::Auto if sparse_enough => sparse(),
+            KernelChoice::Auto => TrainPass::Gemm,
+        }
+    }
+
+    /// Its name in `metrics.json` and the summary.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainPass::Fused => "fused",
+            TrainPass::Gemm => "gemm",
+            TrainPass::SparseBlocks => "sparse",
+            TrainPass::SparseRows => "sparse rows",
+        }
+    }
+}
+
 /// Buffers of the sparse training pass: its workspace, a stream chunk's rows in sparse form,
 /// and the row order 0..ROW_CHUNK for them.
 struct SparsePass {
@@ -192,8 +281,12 @@ pub struct InstanceTrainer {
     shift: Vec<f32>,
     weight_rows: usize,
     ws: Workspace,
-    /// The sparse pass's buffers, when `train.kernel = "sparse"`.
+    /// The pass this instance trains with.
+    pass: TrainPass,
+    /// The row-by-row sparse pass's buffers ([`TrainPass::SparseRows`]).
     sparse: Option<SparsePass>,
+    /// The block pass's buffers ([`TrainPass::Gemm`], [`TrainPass::SparseBlocks`]).
+    blocks: Option<BlockWorkspace>,
     /// Steps taken so far.
     pub steps_done: u64,
     block_loss: f64,
@@ -244,7 +337,10 @@ impl InstanceTrainer {
             Vec::new()
         };
         let mut source = training_source(settings, &spec);
-        let sparse = (settings.kernel == KernelChoice::Sparse).then(|| {
+        let pass = TrainPass::choose(settings.kernel, &shape, &spec);
+        let blocks = matches!(pass, TrainPass::Gemm | TrainPass::SparseBlocks)
+            .then(|| BlockWorkspace::new(&shape, pass == TrainPass::SparseBlocks));
+        let sparse = (pass == TrainPass::SparseRows).then(|| {
             source.enable_sparse();
             SparsePass {
                 ws: SparseWorkspace::new(&shape),
@@ -268,7 +364,9 @@ impl InstanceTrainer {
             shift,
             weight_rows: rows,
             ws: Workspace::new(&shape),
+            pass,
             sparse,
+            blocks,
             steps_done: 0,
             block_loss: 0.0,
             block_steps: 0,
@@ -296,8 +394,12 @@ impl InstanceTrainer {
         if self.attack_length > 0.0 {
             self.attack();
         }
-        if self.sparse.is_some() {
-            return self.sparse_loss_and_grad::<AVX2>(rows);
+        match self.pass {
+            TrainPass::Fused => {}
+            TrainPass::SparseRows => return self.sparse_loss_and_grad::<AVX2>(rows),
+            TrainPass::Gemm | TrainPass::SparseBlocks => {
+                return self.block_loss_and_grad::<AVX2>(rows)
+            }
         }
         let mut loss = 0.0;
         let mut start = 0;
@@ -365,6 +467,52 @@ impl InstanceTrainer {
             pass.chunk.fill_from_feature_major(x, n, c, stride);
             loss += run((&pass.chunk, &pass.identity[..c]), &mut pass.ws);
             start += c;
+        }
+        loss
+    }
+
+    /// [`InstanceTrainer::loss_and_grad`] through the block pass, [`BLOCK_ROWS`] rows at a
+    /// time, each block filled chunk by chunk as the fused kernel's batch (the same rows).
+    #[inline(always)]
+    fn block_loss_and_grad<const AVX2: bool>(&mut self, rows: usize) -> f64 {
+        let Some(ws) = self.blocks.as_mut() else {
+            return 0.0;
+        };
+        let sparse_input = self.pass == TrainPass::SparseBlocks;
+        let n = self.shape.features;
+        let mut loss = 0.0;
+        let mut start = 0;
+        while start < rows {
+            let b = BLOCK_ROWS.min(rows - start);
+            let x = &mut ws.x[..n * b];
+            let mut col = 0;
+            while col < b {
+                let c = ROW_CHUNK.min(b - col);
+                self.source.fill_columns(&mut x[col..], b, start + col, c);
+                col += c;
+            }
+            let (shape, params, grads) = (&self.shape, &self.params, &mut self.grads);
+            let block = Block {
+                loss_weight: &self.loss_weight,
+                extras: Extras {
+                    hidden_l1: self.l1_weight,
+                    input_shift: &self.shift,
+                },
+                rows: b,
+                sparse_input,
+            };
+            loss += if AVX2 {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX2 is only true inside `run_avx2`, reached after `KernelVariant::checked`.
+                unsafe {
+                    block_forward_backward_avx2(shape, params, grads, ws, block)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable!("AVX2 kernel on a non-x86 target")
+            } else {
+                block_forward_backward(shape, params, grads, ws, block)
+            };
+            start += b;
         }
         loss
     }
@@ -750,6 +898,8 @@ pub struct Trained {
     pub elapsed: Duration,
     /// Kernel variant that ran.
     pub variant: KernelVariant,
+    /// The pass each instance trained with, in order.
+    pub passes: Vec<TrainPass>,
     /// The whole final state (Adam moments and random streams too), kept for a run of a
     /// subset of instances (`train.only_instances`): `tms merge` joins such shards into the
     /// state of the full run.
@@ -971,6 +1121,7 @@ pub fn train(
             })
             .collect()
     });
+    let passes = trainers.iter().map(|t| t.pass).collect();
     Ok(Trained {
         shape,
         specs: specs.to_vec(),
@@ -982,6 +1133,7 @@ pub fn train(
         snapshots,
         elapsed,
         variant,
+        passes,
         final_state,
     })
 }
@@ -1013,7 +1165,20 @@ mod tests {
         sparse.train.kernel = crate::config::KernelChoice::Sparse;
         sparse.train.schedule = crate::config::Schedule::CosineAnnealing;
         sparse.train.warmup = 30;
-        for base in [tiny_config(ModelKind::ReluOutput), sparse] {
+        let mut blocks = tiny_config(ModelKind::Abs);
+        blocks.model.features = 40;
+        blocks.model.hidden = 12;
+        blocks.train.batch_size = 700; // two blocks, the second ragged
+        let mut sparse_blocks = blocks.clone();
+        blocks.train.kernel = crate::config::KernelChoice::Gemm;
+        sparse_blocks.train.kernel = crate::config::KernelChoice::Sparse;
+        sparse_blocks.data.feature_probability = crate::config::PerFeature::All(0.02);
+        for base in [
+            tiny_config(ModelKind::ReluOutput),
+            sparse,
+            blocks,
+            sparse_blocks,
+        ] {
             resume_matches(base);
         }
     }
@@ -1375,6 +1540,110 @@ mod tests {
             let threaded = train(&cfg, &specs, 1, None, control, &mut NoProgress).unwrap();
             assert_eq!(threaded.params, sparse.params);
         }
+    }
+
+    /// The block pass, with dense and with sparse input, trains every model kind (with the
+    /// hidden L1 penalty and adversarial training too) to the fused kernel's weights, to
+    /// rounding; and gives the same bits for any thread count.
+    #[test]
+    fn every_pass_trains_what_the_fused_kernel_trains() {
+        use crate::config::KernelChoice;
+        for (kind, density, l1, radius) in [
+            (ModelKind::ReluOutput, 0.05, 0.0, 0.0),
+            (ModelKind::ReluOutput, 1.0, 0.0, 0.0),
+            (ModelKind::Linear, 0.05, 0.0, 0.0),
+            (ModelKind::ReluHidden, 0.05, 0.01, 0.0),
+            (ModelKind::Abs, 0.05, 0.0, 0.0),
+            (ModelKind::ReluOutput, 0.05, 0.0, 0.3),
+        ] {
+            let mut cfg = tiny_config(kind);
+            cfg.model.features = 40;
+            cfg.model.hidden = 12;
+            cfg.data.feature_probability = crate::config::PerFeature::All(density);
+            cfg.train.steps = 200;
+            cfg.train.batch_size = 600;
+            cfg.train.hidden_l1 = l1;
+            cfg.train.adversarial_radius = radius;
+            cfg.sweep = Some(crate::config::SweepConfig {
+                restarts: 2,
+                ..Default::default()
+            });
+            let specs = cfg.resolve().unwrap();
+            cfg.train.kernel = KernelChoice::Fused;
+            let fused = train(&cfg, &specs, 2, None, one_thread(), &mut NoProgress).unwrap();
+            for (choice, pass) in [
+                (KernelChoice::Gemm, TrainPass::Gemm),
+                (KernelChoice::Sparse, TrainPass::SparseBlocks),
+            ] {
+                cfg.train.kernel = choice;
+                let run = train(&cfg, &specs, 2, None, one_thread(), &mut NoProgress).unwrap();
+                assert_eq!(run.passes, vec![pass; 2]);
+                for (a, b) in fused.params.iter().zip(&run.params) {
+                    let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                    for (x, y) in a.iter().zip(b) {
+                        assert!(
+                            (x - y).abs() <= 2e-3 * scale,
+                            "{kind:?} p={density} l1={l1} radius={radius} {choice:?}: {x} vs {y}"
+                        );
+                    }
+                }
+                let control = TrainControl {
+                    threads: Some(2),
+                    ..TrainControl::default()
+                };
+                let threaded = train(&cfg, &specs, 2, None, control, &mut NoProgress).unwrap();
+                assert_eq!(threaded.params, run.params, "{kind:?} {choice:?} threads");
+            }
+        }
+    }
+
+    #[test]
+    fn auto_picks_the_pass_by_shape_and_density() {
+        use crate::config::KernelChoice::{Auto, Fused, Gemm, Sparse};
+        let shape = |features, hidden| Shape {
+            kind: ModelKind::ReluOutput,
+            features,
+            hidden,
+        };
+        let spec = |p: f32, kind| InstanceSpec {
+            index: 0,
+            kind,
+            restart: 0,
+            hidden_l1: 0.0,
+            adversarial_radius: 0.0,
+            feature_probability: vec![p; 10],
+            importance: vec![1.0; 10],
+            data: Default::default(),
+        };
+        let (relu, abs) = (ModelKind::ReluOutput, ModelKind::Abs);
+        let mut l1 = spec(0.5, relu);
+        l1.hidden_l1 = 0.1;
+        use TrainPass::{Fused as F, Gemm as G, SparseBlocks as SB, SparseRows as SR};
+        for (choice, (n, m), s, want) in [
+            (Auto, (5, 2), spec(0.001, relu), F),
+            (Auto, (20, 5), spec(1.0, relu), F),
+            (Auto, (100, 20), spec(1.0, relu), G),
+            (Auto, (400, 30), spec(0.02, relu), G),
+            (Auto, (400, 30), spec(0.01, relu), SB),
+            (Auto, (100, 40), spec(0.001, abs), SB),
+            (Auto, (1000, 2), spec(0.01, relu), SR),
+            (Sparse, (5, 2), spec(0.5, relu), SR),
+            (Sparse, (5, 2), spec(0.5, abs), SB),
+            (Sparse, (5, 2), l1, SB),
+            (Fused, (400, 30), spec(0.001, relu), F),
+            (Gemm, (5, 2), spec(0.001, relu), G),
+        ] {
+            assert_eq!(
+                TrainPass::choose(choice, &shape(n, m), &s),
+                want,
+                "{choice:?} {n}×{m}"
+            );
+        }
+        assert_eq!(
+            passes_in_words(&[TrainPass::Gemm, TrainPass::SparseBlocks, TrainPass::Gemm]),
+            "gemm ×2, sparse ×1"
+        );
+        assert_eq!(passes_in_words(&[TrainPass::Fused; 3]), "fused");
     }
 
     #[test]

@@ -122,14 +122,20 @@ impl FixedDataset {
     /// feature-major), zero-padded to `stride`.
     #[inline(always)]
     pub fn fill_chunk(&self, x: &mut [f32], start: usize, c: usize, stride: usize) {
+        self.fill_pitched(x, start, c, stride, stride);
+    }
+
+    /// [`FixedDataset::fill_chunk`] into a wider buffer: feature `i`'s values and padding go
+    /// to `x[i * pitch..i * pitch + stride]`, the rest of each line is left alone.
+    pub fn fill_pitched(&self, x: &mut [f32], start: usize, c: usize, stride: usize, pitch: usize) {
         assert!(
-            start + c <= self.batch_rows && c <= stride,
+            start + c <= self.batch_rows && c <= stride && stride <= pitch,
             "chunk outside the batch"
         );
         let rows = &self.order[self.batch_start + start..self.batch_start + start + c];
         for i in 0..self.features {
             let from = &self.x[i * self.rows..(i + 1) * self.rows];
-            let (to, padding) = x[i * stride..(i + 1) * stride].split_at_mut(c);
+            let (to, padding) = x[i * pitch..i * pitch + stride].split_at_mut(c);
             for (v, &r) in to.iter_mut().zip(rows) {
                 *v = from[r as usize];
             }

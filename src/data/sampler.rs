@@ -206,6 +206,20 @@ impl FeatureSampler {
     #[inline(always)]
     pub fn fill_padded(&mut self, x: &mut [f32], rows: usize, stride: usize) {
         assert_eq!(x.len(), self.features * stride, "batch buffer size");
+        self.fill_pitched(x, rows, stride, stride);
+    }
+
+    /// [`FeatureSampler::fill_padded`] into a wider feature-major buffer: feature `f`'s `rows`
+    /// values and `stride - rows` zeros go to `x[f * pitch..f * pitch + stride]`, and the rest
+    /// of each line is left alone (the block pass fills a block of rows chunk by chunk, each
+    /// chunk a range of columns). Same random stream as `fill_padded`.
+    #[inline(always)]
+    pub fn fill_pitched(&mut self, x: &mut [f32], rows: usize, stride: usize, pitch: usize) {
+        assert!(
+            stride <= pitch
+                && (self.features == 0 || x.len() >= (self.features - 1) * pitch + stride),
+            "batch buffer size"
+        );
         assert!(
             rows <= self.draws.len() && rows <= stride,
             "batch larger than the sampler"
@@ -221,7 +235,7 @@ impl FeatureSampler {
                 } => {
                     let draws = &mut self.draws[..blocks];
                     self.rng.fill_u32(draws);
-                    let row = &mut x[feature * stride..(feature + 1) * stride];
+                    let row = &mut x[feature * pitch..feature * pitch + stride];
                     independent_row(row, draws, rows, *threshold, *inv_threshold * scale, offset);
                 }
                 Group::Set {
@@ -236,7 +250,7 @@ impl FeatureSampler {
                         SetKind::Correlated => {
                             for &f in features {
                                 self.rng.fill_u32(values);
-                                let row = &mut x[f * stride..(f + 1) * stride];
+                                let row = &mut x[f * pitch..f * pitch + stride];
                                 correlated_row(row, draws, values, rows, *threshold, scale, offset);
                             }
                         }
@@ -252,7 +266,7 @@ impl FeatureSampler {
                                 };
                             }
                             for (j, &f) in features.iter().enumerate() {
-                                let row = &mut x[f * stride..(f + 1) * stride];
+                                let row = &mut x[f * pitch..f * pitch + stride];
                                 one_member_row(row, draws, values, rows, j as u32, scale, offset);
                             }
                         }
@@ -261,7 +275,7 @@ impl FeatureSampler {
             }
         }
         if self.normalize {
-            normalize_rows(x, self.features, rows, stride);
+            normalize_rows(x, self.features, rows, pitch);
         }
     }
 }

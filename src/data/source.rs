@@ -108,6 +108,17 @@ impl DataSource {
         }
     }
 
+    /// Chunk `start..start + c` of the current batch into columns `0..c` of a feature-major
+    /// block with lines of `pitch` floats (`x[i * pitch + r]`; pass the block from the chunk's
+    /// first column). The same rows, from the same random draws, as [`DataSource::fill_chunk`].
+    #[inline(always)]
+    pub fn fill_columns(&mut self, x: &mut [f32], pitch: usize, start: usize, c: usize) {
+        match self {
+            DataSource::Stream(s) => s.fill_pitched(x, c, c, pitch),
+            DataSource::Dataset(d) => d.fill_pitched(x, start, c, c, pitch),
+        }
+    }
+
     /// The stream's position, for checkpoints. A dataset has none: its rows come from the seed
     /// and its batch from the step count, so it saves zeros.
     pub fn stream_state(&self) -> [u32; 4 * LANES] {

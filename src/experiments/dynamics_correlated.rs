@@ -395,6 +395,7 @@ mod tests {
             snapshots,
             elapsed: Duration::ZERO,
             variant: KernelVariant::Portable,
+            passes: vec![crate::train::TrainPass::Fused],
             final_state: None,
         });
         verdict(&run)

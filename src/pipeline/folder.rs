@@ -29,12 +29,11 @@ pub fn metrics_file(run: &RunResult) -> MetricsFile {
                 init: format!("{:?}", s.init).to_lowercase(),
                 seconds: secs,
                 steps_per_second: s.steps as f64 / secs.max(1e-9),
-                kernel: match s.kernel {
-                    crate::config::KernelChoice::Dense => t.variant.name().to_string(),
-                    crate::config::KernelChoice::Sparse => {
-                        format!("{} (sparse pass)", t.variant.name())
-                    }
-                },
+                kernel: format!(
+                    "{}, {}",
+                    t.variant.name(),
+                    crate::train::passes_in_words(&t.passes)
+                ),
             })
         }
         _ => None,
