@@ -201,12 +201,11 @@ pub fn passes_in_words(passes: &[TrainPass]) -> String {
 
 impl TrainPass {
     /// `auto` runs the block pass from this many weights (n·m) up; below, per-call overhead
-    /// dominates and the fused kernel is faster (one thread, batch 1024, p = 0.1: 20×5 fused
-    /// 1.25× faster, 30×8 even, 40×10 the block pass 1.19× faster, 100×20 1.8×, 400×30 2.1×).
+    /// dominates and the fused kernel is faster (`bench/passes.sh`, p = 0.1: 30×8 fused 1.14×
+    /// faster, 40×10 the block pass 1.09×, 100×20 1.6×, 400×30 at p = 1 2.2×).
     pub const BLOCKS_FROM_WEIGHTS: usize = 256;
     /// `auto` gives the block pass sparse input at or below this mean feature density
-    /// (400×30: at 0.03 both inputs run at the same speed, at 0.01 sparse is 1.2× faster,
-    /// at 0.001 1.8×).
+    /// (`bench/passes.sh`, 400×30: even at 0.03, sparse 1.3× faster at 0.01, 1.9× at 0.001).
     pub const SPARSE_UP_TO_DENSITY: f32 = 0.01;
     /// The row-by-row sparse pass serves hidden layers narrower than this (a product with so
     /// few columns gives faer nothing to work with).
@@ -1593,6 +1592,9 @@ mod tests {
                 };
                 let threaded = train(&cfg, &specs, 2, None, control, &mut NoProgress).unwrap();
                 assert_eq!(threaded.params, run.params, "{kind:?} {choice:?} threads");
+                let alone =
+                    train(&cfg, &specs[1..], 2, None, one_thread(), &mut NoProgress).unwrap();
+                assert_eq!(alone.params[0], run.params[1], "{kind:?} {choice:?} subset");
             }
         }
     }
