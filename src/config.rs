@@ -1300,17 +1300,18 @@ impl TrainConfig {
         // The block pass's buffers, where it may run (as `train::TrainPass::choose` picks:
         // `auto` from n·m = 256 up; `sparse` but for narrow tied models, which take the
         // row-by-row pass).
-        let narrow_tied =
-            shape.hidden < 8 && matches!(shape.kind, ModelKind::Linear | ModelKind::ReluOutput);
+        use crate::model::gemm::{BlockWorkspace, BLOCKS_FROM_WEIGHTS, ROWS_BELOW_HIDDEN};
+        let narrow_tied = shape.hidden < ROWS_BELOW_HIDDEN
+            && matches!(shape.kind, ModelKind::Linear | ModelKind::ReluOutput);
         let blocks = match self.train.kernel {
             KernelChoice::Fused => None,
-            KernelChoice::Auto if shape.features * shape.hidden < 256 => None,
+            KernelChoice::Auto if shape.features * shape.hidden < BLOCKS_FROM_WEIGHTS => None,
             KernelChoice::Sparse if narrow_tied => None,
             KernelChoice::Gemm => Some(false),
             KernelChoice::Auto | KernelChoice::Sparse => Some(true),
         }
         .map_or(0, |sparse| {
-            crate::model::gemm::BlockWorkspace::words(shape.features, shape.hidden, sparse) as u64
+            BlockWorkspace::words(shape.features, shape.hidden, sparse) as u64
         });
         let per_instance = 4 * shape.param_len() as u64
             + (shape.features + 2 * shape.hidden + 2) as u64 * ROW_CHUNK as u64

@@ -200,16 +200,15 @@ pub fn passes_in_words(passes: &[TrainPass]) -> String {
 }
 
 impl TrainPass {
-    /// `auto` runs the block pass from this many weights (n·m) up; below, per-call overhead
-    /// dominates and the fused kernel is faster (`bench/passes.sh`, p = 0.1: 30×8 fused 1.14×
-    /// faster, 40×10 the block pass 1.09×, 100×20 1.6×, 400×30 at p = 1 2.2×).
-    pub const BLOCKS_FROM_WEIGHTS: usize = 256;
+    /// `auto` runs the block pass from this many weights (n·m) up
+    /// ([`crate::model::gemm::BLOCKS_FROM_WEIGHTS`]).
+    pub const BLOCKS_FROM_WEIGHTS: usize = crate::model::gemm::BLOCKS_FROM_WEIGHTS;
     /// `auto` gives the block pass sparse input at or below this mean feature density
     /// (`bench/passes.sh`, 400×30: even at 0.03, sparse 1.3× faster at 0.01, 1.9× at 0.001).
     pub const SPARSE_UP_TO_DENSITY: f32 = 0.01;
-    /// The row-by-row sparse pass serves hidden layers narrower than this (a product with so
-    /// few columns gives faer nothing to work with).
-    pub const ROWS_BELOW_HIDDEN: usize = 8;
+    /// The row-by-row sparse pass serves hidden layers narrower than this
+    /// ([`crate::model::gemm::ROWS_BELOW_HIDDEN`]).
+    pub const ROWS_BELOW_HIDDEN: usize = crate::model::gemm::ROWS_BELOW_HIDDEN;
 
     /// The pass for one instance.
     pub fn choose(choice: KernelChoice, shape: &Shape, spec: &InstanceSpec) -> TrainPass {

@@ -44,6 +44,16 @@ pub const BLOCK_ROWS: usize = 512;
 /// this share of G is non-zero, and visit the non-zero entries one by one otherwise.
 pub const DENSE_G_SHARE: f32 = 0.1;
 
+/// `train.kernel = "auto"` runs the block pass from this many weights (n·m) up; below,
+/// per-call overhead dominates and the fused kernel is faster (`bench/passes.sh`, p = 0.1:
+/// 30×8 fused 1.14× faster, 40×10 the block pass 1.09×, 100×20 1.6×, 400×30 at p = 1 2.2×).
+/// Here, below the config and the trainer, so that both read one number.
+pub const BLOCKS_FROM_WEIGHTS: usize = 256;
+
+/// Sparse input on hidden layers narrower than this goes to the row-by-row pass of
+/// [`super::sparse`] where it applies (a product with so few columns gives faer nothing to do).
+pub const ROWS_BELOW_HIDDEN: usize = 8;
+
 /// The hidden rows of H and dH are padded to a multiple of this many floats.
 const PAD: usize = 16;
 
