@@ -56,6 +56,26 @@ pub fn welch_bound(count: usize, dim: usize) -> f64 {
     ((n - d) / (d * (n - 1.0))).sqrt()
 }
 
+/// Levenshtein's bound for lines in real space: beyond d(d+1)/2 vectors (where Gerzon's bound
+/// rules out equiangular lines, so Welch's bound cannot be met) any `count` unit vectors in
+/// `dim` dimensions have some pair with |cos| ≥ sqrt((3N − d² − 2d) / ((d + 2)(N − d))).
+/// The formula gives Welch's value, 1/√(d+2), at N = d(d+1)/2 and more beyond; at or below
+/// that count it does not apply and this returns 0. (The orthoplex bound 1/√d is larger
+/// still for a few counts just above d(d+1)/2: up to N ≈ 5,100 for d = 100; not used.)
+pub fn levenshtein_bound(count: usize, dim: usize) -> f64 {
+    let (n, d) = (count as f64, dim as f64);
+    if dim == 0 || n <= d * (d + 1.0) / 2.0 {
+        return 0.0;
+    }
+    ((3.0 * n - d * d - 2.0 * d) / ((d + 2.0) * (n - d))).sqrt()
+}
+
+/// The best of the two lower bounds on the largest |cos| of `count` unit vectors in `dim`
+/// dimensions: Welch's, or Levenshtein's where it is larger (beyond d(d+1)/2 vectors).
+pub fn line_packing_bound(count: usize, dim: usize) -> f64 {
+    welch_bound(count, dim).max(levenshtein_bound(count, dim))
+}
+
 /// The most unit vectors Welch's bound allows in `dim` dimensions with every |cos| ≤ `eps`:
 /// d (1 − ε²) / (1 − d ε²), rounded down; `None` (no cap) once d ε² ≥ 1.
 pub fn welch_cap(dim: usize, eps: f64) -> Option<u64> {
@@ -714,6 +734,28 @@ mod tests {
         assert!((w - 0.0995).abs() < 5e-5, "{w}");
         assert!((90.0 - line_angle(w) - 5.71).abs() < 0.01);
         assert_eq!(welch_bound(100, 100), 0.0);
+    }
+
+    #[test]
+    fn levenshtein_bound_takes_over_from_welch_and_respects_known_packings() {
+        // Both bounds agree at Gerzon's d(d+1)/2 and Levenshtein's is the larger beyond it.
+        for d in [2usize, 3, 10, 100] {
+            let gerzon = d * (d + 1) / 2;
+            assert_eq!(levenshtein_bound(gerzon, d), 0.0);
+            let (w, l) = (welch_bound(gerzon + 1, d), levenshtein_bound(gerzon + 1, d));
+            assert!(l > w, "d={d}: {l} vs {w}");
+            if d == 100 {
+                assert!(l - w < 0.001 * w, "d={d}: {l} vs {w}");
+            }
+            assert!(line_packing_bound(4 * gerzon, d) > welch_bound(4 * gerzon, d));
+        }
+        // Four lines in the plane, 45° apart, meet it exactly; five lines 36° apart respect it.
+        assert!((levenshtein_bound(4, 2) - 45f64.to_radians().cos()).abs() < 1e-12);
+        assert!(levenshtein_bound(5, 2) < 36f64.to_radians().cos());
+        // 10,000 vectors in 100 dimensions: 0.1400, 1.41× Welch's 0.0995.
+        let l = line_packing_bound(10_000, 100);
+        assert!((l - 0.1400).abs() < 5e-5, "{l}");
+        assert_eq!(line_packing_bound(2_000, 100), welch_bound(2_000, 100));
     }
 
     #[test]

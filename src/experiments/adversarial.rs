@@ -55,8 +55,10 @@ const ROWS: usize = 1024;
 const GRADIENT_ROWS: usize = 256;
 /// Rise of the vulnerability from the densest to the most superposed model.
 const MIN_RISE: f64 = 3.0;
-/// Pearson correlation of vulnerability with 1/D* over the sweep.
+/// Pearson correlation of vulnerability with 1/D* over the levels where superposition forms.
 const MIN_CORRELATION: f64 = 0.9;
+/// How much 1/D* must rise over the levels the correlation is judged on.
+const MIN_SPAN: f64 = 2.0;
 
 fn config(profile: Profile) -> TrainConfig {
     super::uniform::config(profile)
@@ -75,6 +77,9 @@ pub struct Point {
     pub vulnerability: f64,
     /// The same under the gradient attack.
     pub gradient_vulnerability: f64,
+    /// Whether nearly every feature (95 %) is represented (‖W_i‖ > 0.5): superposition has
+    /// almost no features left to take in, and sparser levels mostly lengthen them.
+    pub nearly_every_feature_represented: bool,
 }
 
 /// Attack every kept model of `run` (ReLU-output, with a config); densest first. The figures
@@ -157,6 +162,8 @@ fn attack_all(run: &RunResult) -> Vec<Point> {
                 radius,
                 vulnerability: (hit.analytic - hit.clean) / reference_rise,
                 gradient_vulnerability: (hit.gradient - hit.clean) / reference_rise,
+                nearly_every_feature_represented: r.represented as f64
+                    >= super::uniform::NEARLY_ALL * n as f64,
             })
         })
         .collect()
@@ -257,29 +264,57 @@ fn judge_points(pts: &[Point]) -> Verdict {
         (Some(d), Some(s)) if d.vulnerability > 0.0 => s.vulnerability / d.vulnerability,
         _ => 0.0,
     };
-    let r = pearson(&v, &f);
+    // The claim is about superposition forming: the levels before nearly every feature is
+    // represented. Sparser than that (the paper profile's 1/(1−S) beyond about 60) 1/D*
+    // grows mostly through longer features while the biases turn more negative, and
+    // vulnerability falls again. The judged levels must span a real rise of 1/D* (at least
+    // 2×, the antipodal plateau), so that weights saturating early leave nothing to judge.
+    let forming = pts
+        .iter()
+        .position(|p| p.nearly_every_feature_represented)
+        .unwrap_or(pts.len());
+    let r = pearson(&v[..forming], &f[..forming]);
+    let span = match (f.first(), f[..forming].last()) {
+        (Some(&a), Some(&b)) if a > 0.0 => b / a,
+        _ => 0.0,
+    };
+    let beyond = if forming < pts.len() {
+        format!(
+            "; nearly every feature represented from 1/(1−S) = {:.0} on (r = {:.3} over all {} levels)",
+            1.0 / pts[forming].density,
+            pearson(&v, &f),
+            pts.len()
+        )
+    } else {
+        String::new()
+    };
     Verdict::from_checks(vec![
         Check {
             name: "vulnerability rises as superposition forms".into(),
             passed: pts.len() >= 3 && rise > MIN_RISE,
             measured: format!(
-                "{rise:.1}× from 1−S = {:.2} to the most superposed model (1−S = {:.2}); \
+                "{rise:.1}× from 1/(1−S) = {:.1} to the most superposed model (1/(1−S) = {:.1}); \
                  vulnerability, densest first: {} (gradient attack: {})",
-                pts.first().map_or(f64::NAN, |p| p.density),
-                most.map_or(f64::NAN, |p| p.density),
+                pts.first().map_or(f64::NAN, |p| 1.0 / p.density),
+                most.map_or(f64::NAN, |p| 1.0 / p.density),
                 fmt_list(&v, 2),
                 fmt_list(&g, 2)
             ),
             expected: format!("more than {MIN_RISE}×"),
         },
         Check {
-            name: "vulnerability tracks the features per dimension 1/D*".into(),
-            passed: pts.len() >= 3 && r >= MIN_CORRELATION,
+            name: "vulnerability tracks the features per dimension 1/D* while superposition forms"
+                .into(),
+            passed: forming >= 3 && span >= MIN_SPAN && r >= MIN_CORRELATION,
             measured: format!(
-                "Pearson r = {r:.3}; 1/D*, densest first: {}",
+                "Pearson r = {r:.3} over the {forming} densest levels, before nearly every feature is represented, \
+                 where 1/D* rises {span:.1}×{beyond}; 1/D*, densest first: {}",
                 fmt_list(&f, 2)
             ),
-            expected: format!("r ≥ {MIN_CORRELATION}"),
+            expected: format!(
+                "r ≥ {MIN_CORRELATION} over the levels before 95 % of the features are represented, \
+                 at least 3 of them, with 1/D* rising at least {MIN_SPAN}× over them"
+            ),
         },
     ])
 }
@@ -308,7 +343,46 @@ mod tests {
             radius: 0.1,
             vulnerability: v,
             gradient_vulnerability: v / 2.0,
+            nearly_every_feature_represented: false,
         }
+    }
+
+    /// The paper profile's shape: vulnerability tracks 1/D* until every feature is
+    /// represented, then falls while 1/D* levels off. Judged on the levels before.
+    #[test]
+    fn vulnerability_falling_once_every_feature_is_represented_passes() {
+        let mut pts: Vec<Point> = (0..6)
+            .map(|k| point(1.0 / (k + 1) as f64, 1.0 + k as f64, 1.0 + 1.1 * k as f64))
+            .collect();
+        for k in 6..10 {
+            let fpd = 6.0 - 0.01 * (k - 5) as f64;
+            let mut p = point(1.0 / (k + 1) as f64, fpd, 6.5 - (k - 5) as f64);
+            p.nearly_every_feature_represented = true;
+            pts.push(p);
+        }
+        let v = judge_points(&pts);
+        assert!(v.reproduced, "{v:#?}");
+        // The same tail while features are still being taken in is judged, and fails.
+        for p in &mut pts {
+            p.nearly_every_feature_represented = false;
+        }
+        let v = judge_points(&pts);
+        assert!(!v.reproduced && !v.checks[1].passed, "{v:#?}");
+        // Every feature represented from the start: nothing to judge the claim on.
+        for p in &mut pts {
+            p.nearly_every_feature_represented = true;
+        }
+        let v = judge_points(&pts);
+        assert!(!v.reproduced && !v.checks[1].passed, "{v:#?}");
+        // Saturated after three levels over which 1/D* rose only 1.4×: too little to judge.
+        let mut pts: Vec<Point> = (0..8)
+            .map(|k| point(1.0 / (k + 1) as f64, 1.0 + 0.2 * k as f64, 1.0 + k as f64))
+            .collect();
+        for p in &mut pts[3..] {
+            p.nearly_every_feature_represented = true;
+        }
+        let v = judge_points(&pts);
+        assert!(!v.reproduced && !v.checks[1].passed, "{v:#?}");
     }
 
     #[test]

@@ -688,14 +688,77 @@ mod uniform {
     }
 
     /// D* = m/‖W‖²_F sees only the Frobenius norm: thirty orthogonal features (no superposition
-    /// at all) whose norms grow as 1/√D* reproduce the paper-like D* curve exactly. The check
-    /// that the represented count matches ‖W‖² catches it.
+    /// at all) whose norms grow as 1/√D* reproduce the paper-like D* curve exactly. They are
+    /// whole features of one length, so only the count (at least 1.5 per dimension) and the
+    /// length (near 1 until nearly every feature is represented) catch it.
     #[test]
     fn uniform_orthogonal_features_with_growing_norms_fail() {
         let run = judge("uniform", |level| {
             let (c, b) = PAPER_LIKE[level];
             let d_star = M as f32 / (60 - c + b) as f32;
             Tegum::new(N, M).dedicated(M, 1.0 / d_star.sqrt()).done()
+        });
+        expect_failures(&run, &["superposition in whole features"]);
+    }
+
+    /// 1.5 features per dimension (15 dedicated, 15 antipodal pairs) at every sparse level,
+    /// their norms grown to follow the paper-like D* curve (‖W_i‖² from 1.33 to 1.67): enough
+    /// features, one common length, but lengths far from 1 with most features unrepresented.
+    #[test]
+    fn uniform_few_features_with_growing_norms_fail() {
+        let run = judge("uniform", |level| {
+            let (c, b) = PAPER_LIKE[level];
+            if c > 0 {
+                return paper_like(level);
+            }
+            let d_star = M as f32 / (60 + b) as f32;
+            let scale = (M as f32 / (45.0 * d_star)).sqrt();
+            let w = Tegum::new(N, M).dedicated(15, 1.0).digons(15).done();
+            w.into_iter().map(|x| x * scale).collect()
+        });
+        expect_failures(&run, &["superposition in whole features"]);
+    }
+
+    /// The paper profile's sparsest levels: nearly every feature represented (here 390 of
+    /// 400, in 26-gons), each lengthened to ‖W_i‖² = 1.6 as the biases turn negative. Whole
+    /// features of one length still pass.
+    #[test]
+    fn uniform_lengthened_features_once_nearly_all_are_represented_pass() {
+        let run = judge("uniform", |level| {
+            if level < 10 {
+                return paper_like(level);
+            }
+            let w = Tegum::new(N, M).polygons(M / 2, 26).done();
+            w.into_iter().map(|x| x * 1.6f32.sqrt()).collect()
+        });
+        expect_failures(&run, &[]);
+    }
+
+    /// The same lengthening while most features are still unrepresented (67 to 75 of 400):
+    /// norm growth standing in for superposition.
+    #[test]
+    fn uniform_lengthened_features_before_saturation_fail() {
+        let run = judge("uniform", |level| {
+            let scale = if level >= 9 { 1.6f32.sqrt() } else { 1.0 };
+            paper_like(level).into_iter().map(|w| w * scale).collect()
+        });
+        expect_failures(&run, &["superposition in whole features"]);
+    }
+
+    /// At the sparse levels a third of the features shrunk to ‖W_i‖² = 0.36 and the others
+    /// lengthened to 1.32 (‖W‖², so D*, nearly unchanged): the norm no longer sits in whole
+    /// features of one length.
+    #[test]
+    fn uniform_shrunk_features_fail() {
+        let run = judge("uniform", |level| {
+            let mut w = paper_like(level);
+            if level >= 5 {
+                for (i, row) in w.chunks_mut(M).enumerate() {
+                    let scale = if i % 3 == 0 { 0.6 } else { 1.32f32.sqrt() };
+                    row.iter_mut().for_each(|x| *x *= scale);
+                }
+            }
+            w
         });
         expect_failures(&run, &["superposition in whole features"]);
     }
