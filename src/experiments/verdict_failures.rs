@@ -763,14 +763,13 @@ mod uniform {
         expect_failures(&run, &["superposition in whole features"]);
     }
 
-    /// WEAKNESS: "sticky at 1/2" needs two consecutive levels within 0.04 of 1/2. The quick
+    /// "sticky at 1/2" once needed only two consecutive levels within 0.04 of 1/2. The quick
     /// grid's levels are 1.23× apart in 1/(1−S), so a smooth power law with no plateau,
-    /// D* ≈ (1/(1−S))^−0.4 (from 1 to 0.4), puts two levels (0.517 and 0.476) in the band
-    /// and passes. A plateau check should compare the slope on the plateau with the slope
-    /// around it, or require the band to span a wider range of 1/(1−S).
+    /// D* ≈ (1/(1−S))^−0.4 (from 1 to 0.4), puts two levels (0.517 and 0.476) in the band;
+    /// the check now also asks for a step there at most 0.6× as steep as the fall around it
+    /// (log-log slopes; a power law has the same slope everywhere).
     #[test]
-    #[ignore = "verdict weakness: a smooth power law passes the 1/2 plateau check"]
-    fn uniform_smooth_power_law_should_fail_the_plateau_check() {
+    fn uniform_smooth_power_law_fails_the_plateau_check() {
         // 30, 33, 35, 38, 42, 45, 49, 53, 58, 63, 68, 75 features: D* ≈ 0.4^(level/11).
         const LEVELS: [(usize, usize); 12] = [
             (30, 0),
